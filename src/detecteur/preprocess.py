@@ -1,0 +1,76 @@
+"""The forensic transform, written once: training, evaluation, serving and export all call it.
+
+A face crop becomes a C×H×W float tensor: RGB normalised with the backbone's mean/std, plus (for
+`in_chans = 4`) a Laplacian high-frequency map of the grayscale image on [0, 1] pixels. The Laplacian
+channel is deliberately *not* normalised: its scale is part of the signal (resampling and GAN upsampling
+traces live in its amplitude).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+LAPLACIAN_KERNEL: tuple[tuple[float, ...], ...] = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
+GRAY_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
+RESAMPLING = Image.Resampling.BICUBIC
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model expects as input; stored in the model file so serving cannot drift from training."""
+
+    input_size: int
+    in_chans: Literal[3, 4]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resize_for_model(image: Image.Image, input_size: int) -> Image.Image:
+    """RGB image of exactly `input_size`×`input_size` (no-op when it already is)."""
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    if image.size != (input_size, input_size):
+        image = image.resize((input_size, input_size), RESAMPLING)
+    return image
+
+
+def image_to_unit_tensor(image: Image.Image) -> torch.Tensor:
+    """3×H×W float32 tensor on [0, 1] from an RGB PIL image."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
+
+
+def laplacian_map(unit_rgb: torch.Tensor) -> torch.Tensor:
+    """Laplacian of the grayscale image, N×1×H×W, from N×3×H×W pixels on [0, 1].
+
+    Borders are replicated so a flat image gives an exactly zero map (zero padding would invent edges).
+    """
+    weights = torch.tensor(GRAY_WEIGHTS, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
+    gray = (unit_rgb * weights).sum(dim=1, keepdim=True)
+    kernel = torch.tensor(LAPLACIAN_KERNEL, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 1, 3, 3)
+    return F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kernel)
+
+
+def forensic_channels(unit_rgb: torch.Tensor, spec: InputSpec) -> torch.Tensor:
+    """N×C×H×W model input from N×3×H×W pixels on [0, 1] (the tensor half of `preprocess`)."""
+    mean = torch.tensor(spec.mean, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
+    normalised = (unit_rgb - mean) / std
+    if spec.in_chans == 3:
+        return normalised
+    return torch.cat([normalised, laplacian_map(unit_rgb)], dim=1)
+
+
+def preprocess(image: Image.Image, spec: InputSpec) -> torch.Tensor:
+    """C×H×W model input for one face crop. The training transform with augmentation off is exactly this."""
+    unit_rgb = image_to_unit_tensor(resize_for_model(image, spec.input_size))
+    return forensic_channels(unit_rgb.unsqueeze(0), spec).squeeze(0)
