@@ -18,6 +18,13 @@ AUTHENTIC = 0
 SYNTHETIC = 1
 LABEL_NAMES: tuple[str, str] = ("authentic", "synthetic")
 
+# Files of a run directory (written by `train`, read by `evaluate`).
+RUN_CONFIG_FILE = "config.json"
+RUN_METRICS_FILE = "metrics.jsonl"
+RUN_CHECKPOINT_FILE = "checkpoint.pt"
+RUN_BEST_MODEL_FILE = "best.safetensors"  # best validation AUC, uncalibrated
+RUN_CALIBRATED_MODEL_FILE = "model.safetensors"  # the same weights + temperature, threshold, test metrics
+
 Arch = Literal["resnet18", "efficientnet_lite0"]
 
 

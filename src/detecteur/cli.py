@@ -1,0 +1,199 @@
+"""`detecteur` command line: data, train, evaluate, predict. Thin: every command calls library code."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from PIL import UnidentifiedImageError
+from rich.console import Console
+from rich.table import Table
+
+from detecteur.config import Settings, TrainConfig
+
+app = typer.Typer(no_args_is_help=True, help="Détecteur: is this face authentic or synthetic?")
+data_app = typer.Typer(no_args_is_help=True, help="Dataset manifests and the subject-grouped split.")
+app.add_typer(data_app, name="data")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=2)
+
+
+@app.callback()
+def _logging(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@data_app.command("manifest")
+def data_manifest(
+    roots: Annotated[list[Path], typer.Argument(help="Dataset folders, each with real/ and/or fake/.")],
+    out: Annotated[Path, typer.Option(help="Manifest CSV to write.")] = Path("data/manifest.csv"),
+) -> None:
+    """Scan dataset folders, hash every image and merge near-duplicates into one subject."""
+    from detecteur.data import DataError, build_manifest, summarise, write_records
+
+    try:
+        records = build_manifest(roots)
+    except (DataError, OSError) as error:
+        raise _fail(str(error)) from error
+    write_records(records, out)
+    merged = len(records) - len({r.subject_id for r in records})
+    console.print(f"wrote {out}: {len(records)} images, {merged} merged into near-duplicate groups")
+    console.print(summarise(records))
+
+
+@data_app.command("split")
+def data_split(
+    manifest: Annotated[Path, typer.Argument(help="Manifest CSV from `detecteur data manifest`.")],
+    out: Annotated[Path, typer.Option(help="Split CSV to write.")] = Path("data/split.csv"),
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+) -> None:
+    """Subject-independent 80/10/10 split, stratified by source × label, written once to disk."""
+    from detecteur.data import DataError, assign_splits, read_records, summarise, write_records
+
+    try:
+        records = assign_splits(read_records(manifest), seed=seed)
+    except DataError as error:
+        raise _fail(str(error)) from error
+    write_records(records, out)
+    console.print(f"wrote {out}")
+    console.print(summarise(records))
+
+
+@app.command()
+def train(
+    split: Annotated[Path, typer.Option(help="Split CSV from `detecteur data split`.")],
+    out: Annotated[Path, typer.Option(help="Run directory to write.")],
+    config: Annotated[Path | None, typer.Option(help="Training recipe (TOML).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out.")] = False,
+    device: Annotated[
+        str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: cuda if present).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
+    max_train_images: Annotated[int | None, typer.Option(help="Train on a stratified subset.")] = None,
+    max_eval_images: Annotated[int | None, typer.Option(help="Validate on a stratified subset.")] = None,
+) -> None:
+    """Train a detector; best model (by validation AUC) lands in OUT/best.safetensors."""
+    from pydantic import ValidationError
+
+    from detecteur.data import DataError
+    from detecteur.train import RunError
+    from detecteur.train import train as run_training
+
+    try:
+        recipe = TrainConfig.from_toml(config) if config else TrainConfig()
+        overrides = {
+            "epochs": epochs,
+            "max_train_images": max_train_images,
+            "max_eval_images": max_eval_images,
+        }
+        recipe = TrainConfig.model_validate(
+            recipe.model_dump() | {key: value for key, value in overrides.items() if value is not None}
+        )
+        best = run_training(recipe, split, out, resume=resume, device_name=device)
+    except (ValidationError, DataError, RunError, OSError) as error:
+        raise _fail(str(error)) from error
+    console.print(f"best model: {best}")
+
+
+TABLE_METRICS = ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece", "false_positive_rate")
+
+
+def _metrics_table(title: str, metrics: dict[str, object]) -> Table:
+    table = Table(title=title)
+    for name in TABLE_METRICS:
+        table.add_column(name)
+    cells = [metrics.get(name) for name in TABLE_METRICS]
+    table.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in cells])
+    return table
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path | None, typer.Option(help="Run directory: calibrate on val, report on test.")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model file, with --data.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Any folder with real/ and/or fake/.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda …")] = None,
+) -> None:
+    """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images."""
+    from detecteur.data import DataError
+    from detecteur.evaluate import evaluate_folder, evaluate_run
+    from detecteur.model import ModelFileError
+
+    try:
+        if run is not None:
+            report = evaluate_run(run, out_dir=out, device_name=device)
+        elif model is not None and data is not None:
+            report = evaluate_folder(model, data, out_dir=out, device_name=device)
+        else:
+            raise _fail("give --run RUN_DIR, or --model FILE with --data DIR")
+    except (DataError, ModelFileError, OSError) as error:
+        raise _fail(str(error)) from error
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    console.print(
+        _metrics_table(f"{report['dataset']} (threshold {report['threshold']:.3f})", report["metrics"])
+    )
+    for source, metrics in report.get("per_source", {}).items():
+        console.print(_metrics_table(source, metrics))
+    console.print(f"report and plots in {report['report_dir']}")
+
+
+@app.command()
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Image files to judge.")],
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Judge each image: fake probability (calibrated), verdict and confidence."""
+    from detecteur.data import open_image
+    from detecteur.engine import Detector
+    from detecteur.model import ModelFileError
+
+    settings = Settings()
+    try:
+        detector = Detector(model or settings.model_path, device=settings.device)
+    except ModelFileError as error:
+        raise _fail(str(error)) from error
+    results = []
+    for path in images:
+        try:
+            verdict = detector.predict([open_image(path)])[0]
+            results.append({"image": str(path), **verdict.__dict__})
+        except (OSError, UnidentifiedImageError) as error:
+            results.append({"image": str(path), "error": f"cannot read image: {error}"})
+    if as_json:
+        console.print_json(json.dumps({"model": detector.metadata.version, "results": results}))
+    else:
+        table = Table(
+            title=f"model {detector.metadata.version} (threshold {detector.metadata.threshold:.3f})"
+        )
+        for column in ("image", "verdict", "fake probability", "confidence"):
+            table.add_column(column)
+        for result in results:
+            if "error" in result:
+                table.add_row(str(result["image"]), f"[red]{result['error']}", "", "")
+            else:
+                table.add_row(
+                    str(result["image"]),
+                    str(result["verdict"]),
+                    f"{result['fake_probability']:.3f}",
+                    f"{result['confidence']:.1%}",
+                )
+        console.print(table)
+    if any("error" in result for result in results):
+        raise typer.Exit(code=1)

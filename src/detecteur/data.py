@@ -1,0 +1,307 @@
+"""Datasets as files on disk: manifests, the subject-grouped 80/10/10 split, augmentation and loaders.
+
+A manifest is a CSV with one row per image (path, label, source, subject_id, phash). Paths are stored
+relative to the CSV's own folder so a manifest keeps working from any clone that keeps the same layout.
+The split is written once to disk and read back by every later run: no run re-draws it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import imagehash
+import numpy as np
+import torch
+from PIL import Image, ImageFilter, ImageOps
+from rich.progress import track
+from sklearn.model_selection import StratifiedGroupKFold
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig
+from detecteur.files import atomic_path
+from detecteur.preprocess import InputSpec, preprocess
+
+CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
+SPLITS = ("train", "val", "test")
+MANIFEST_FIELDS = ("path", "label", "source", "subject_id", "phash")
+SPLIT_FIELDS = (*MANIFEST_FIELDS, "split")
+# Perceptual-hash Hamming distance (of 64 bits) at or below which two images count as near-copies.
+NEAR_DUPLICATE_DISTANCE = 6
+# StratifiedGroupKFold with 10 folds: one fold test, one fold validation, eight folds training.
+N_FOLDS = 10
+
+
+class DataError(ValueError):
+    """A dataset folder, manifest or split file that cannot be used as it is."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    path: Path
+    label: int
+    source: str
+    subject_id: str
+    phash: str
+    split: str = ""
+
+
+def open_image(path: Path) -> Image.Image:
+    """RGB image from a dataset file, upright per its EXIF orientation."""
+    with Image.open(path) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def scan_dataset(root: Path, source: str | None = None) -> list[ImageRecord]:
+    """Records for `<root>/{real,fake}/*` (either folder may be absent, not both).
+
+    None of our datasets carries identities, so each image starts as its own subject; near-duplicate
+    merging (`merge_near_duplicates`) then joins near-copies into one group.
+    """
+    source = source or root.name
+    records: list[ImageRecord] = []
+    for folder, label in CLASS_FOLDERS.items():
+        if (root / folder).is_dir():
+            for path in _image_files(root / folder):
+                records.append(ImageRecord(path, label, source, f"{source}/{folder}/{path.stem}", ""))
+    if not records:
+        raise DataError(f"{root} has no images under real/ or fake/")
+    return records
+
+
+def perceptual_hash(path: Path) -> str:
+    return str(imagehash.phash(open_image(path)))
+
+
+def merge_near_duplicates(
+    records: Sequence[ImageRecord], max_distance: int = NEAR_DUPLICATE_DISTANCE
+) -> list[ImageRecord]:
+    """Give near-identical images (phash distance ≤ `max_distance`) one subject_id, so no near-copy can
+    sit on both sides of the split and inflate every figure. Union-find over all pairs, vectorised."""
+    hashes = np.array([int(r.phash, 16) for r in records], dtype=np.uint64)
+    parent = list(range(len(records)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    chunk = 512
+    for start in range(0, len(hashes), chunk):
+        block = hashes[start : start + chunk, None] ^ hashes[None, :]
+        rows, cols = np.nonzero(np.bitwise_count(block) <= max_distance)
+        for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+            i, j = start + row, col
+            if i < j:
+                root_i, root_j = find(i), find(j)
+                if root_i != root_j:
+                    parent[max(root_i, root_j)] = min(root_i, root_j)
+    return [replace(r, subject_id=records[find(i)].subject_id) for i, r in enumerate(records)]
+
+
+def build_manifest(roots: Iterable[Path], progress: bool = True) -> list[ImageRecord]:
+    """Scan dataset folders, hash every image, merge near-duplicates (also across datasets)."""
+    records = [record for root in roots for record in scan_dataset(root)]
+    paths = track(records, description="hashing images") if progress else records
+    hashed = [replace(record, phash=perceptual_hash(record.path)) for record in paths]
+    return merge_near_duplicates(hashed)
+
+
+def _atomic_write_csv(path: Path, fields: Sequence[str], rows: Iterable[dict[str, object]]) -> None:
+    with atomic_path(path) as temporary, temporary.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(fields))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_records(records: Sequence[ImageRecord], path: Path) -> None:
+    """Write a manifest (or, when records carry a split, a split file) atomically."""
+    fields = SPLIT_FIELDS if all(r.split for r in records) else MANIFEST_FIELDS
+    base = path.parent.resolve()
+    rows = []
+    for r in records:
+        row: dict[str, object] = {
+            "path": os.path.relpath(r.path.resolve(), base),
+            "label": r.label,
+            "source": r.source,
+            "subject_id": r.subject_id,
+            "phash": r.phash,
+        }
+        if "split" in fields:
+            row["split"] = r.split
+        rows.append(row)
+    _atomic_write_csv(path, fields, rows)
+
+
+def read_records(path: Path) -> list[ImageRecord]:
+    """Records of a manifest or split file; paths resolved against the file's folder."""
+    if not path.is_file():
+        raise DataError(f"no such manifest or split file: {path}")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(MANIFEST_FIELDS) - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(f"{path} lacks columns {sorted(missing)}")
+        records = []
+        for line, row in enumerate(reader, start=2):
+            if row["label"] not in ("0", "1"):
+                raise DataError(f"{path}:{line}: label must be 0 or 1, got {row['label']!r}")
+            split = row.get("split") or ""
+            if split and split not in SPLITS:
+                raise DataError(f"{path}:{line}: unknown split {split!r}")
+            records.append(
+                ImageRecord(
+                    path=(path.parent / row["path"]).resolve(),
+                    label=int(row["label"]),
+                    source=row["source"],
+                    subject_id=row["subject_id"],
+                    phash=row["phash"],
+                    split=split,
+                )
+            )
+    if not records:
+        raise DataError(f"{path} has no rows")
+    return records
+
+
+def assign_splits(records: Sequence[ImageRecord], seed: int = 0) -> list[ImageRecord]:
+    """Subject-independent 80/10/10 split, stratified by source × label, deterministic for a seed.
+
+    One subject (after near-duplicate merging) lands in exactly one split.
+    """
+    strata = [f"{r.source}:{r.label}" for r in records]
+    _, stratum_codes = np.unique(strata, return_inverse=True)
+    groups = [r.subject_id for r in records]
+    folds = np.empty(len(records), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=N_FOLDS, shuffle=True, random_state=seed)
+    for fold, (_, held_out) in enumerate(splitter.split(np.zeros(len(records)), stratum_codes, groups)):
+        folds[held_out] = fold
+    names = np.where(folds == 0, "test", np.where(folds == 1, "val", "train"))
+    return [replace(r, split=str(name)) for r, name in zip(records, names, strict=True)]
+
+
+def select_split(records: Sequence[ImageRecord], split: str) -> list[ImageRecord]:
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {SPLITS}")
+    chosen = [r for r in records if r.split == split]
+    if not chosen:
+        raise DataError(f"the split file has no {split!r} rows")
+    return chosen
+
+
+def stratified_subset(records: Sequence[ImageRecord], limit: int | None, seed: int) -> list[ImageRecord]:
+    """At most `limit` records keeping each source × label share (for reduced-size runs)."""
+    if limit is None or limit >= len(records):
+        return list(records)
+    rng = random.Random(seed)
+    by_stratum: dict[str, list[ImageRecord]] = {}
+    for r in records:
+        by_stratum.setdefault(f"{r.source}:{r.label}", []).append(r)
+    chosen: list[ImageRecord] = []
+    for key in sorted(by_stratum):
+        members = by_stratum[key]
+        share = max(1, round(limit * len(members) / len(records)))
+        chosen.extend(rng.sample(members, min(share, len(members))))
+    return sorted(chosen, key=lambda r: str(r.path))
+
+
+def _recompress_jpeg(image: Image.Image, quality: int) -> Image.Image:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as recompressed:
+        return recompressed.convert("RGB")
+
+
+class TrainingTransform:
+    """Augmentation for training, then the one `preprocess`. Disabled, it *is* the serving transform.
+
+    Degradations come last, in the order real uploads suffer them: blur from the camera or a resize,
+    then JPEG re-compression by the platform.
+    """
+
+    def __init__(self, spec: InputSpec, augment: AugmentConfig) -> None:
+        self.spec = spec
+        self.augment = augment
+        geometric: list[Callable[[Image.Image], Image.Image]] = []
+        if augment.enabled:
+            geometric.append(
+                v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio)
+            )
+            if augment.horizontal_flip:
+                geometric.append(v2.RandomHorizontalFlip())
+            if augment.rotation_degrees > 0:
+                geometric.append(v2.RandomRotation(augment.rotation_degrees))
+            if augment.color_jitter > 0:
+                strength = augment.color_jitter
+                geometric.append(v2.ColorJitter(strength, strength, strength, min(0.5, strength / 4)))
+        self._pipeline = v2.Compose(geometric) if geometric else None
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        if self._pipeline is not None:
+            image = self._pipeline(image)
+            if random.random() < self.augment.blur_probability:
+                image = image.filter(ImageFilter.GaussianBlur(random.uniform(*self.augment.blur_sigma)))
+            if random.random() < self.augment.jpeg_probability:
+                image = _recompress_jpeg(image, random.randint(*self.augment.jpeg_quality))
+        return preprocess(image, self.spec)
+
+
+class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
+    def __init__(
+        self, records: Sequence[ImageRecord], transform: Callable[[Image.Image], torch.Tensor]
+    ) -> None:
+        self.records = list(records)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        record = self.records[index]
+        return self.transform(open_image(record.path)), record.label
+
+
+def make_loader(
+    records: Sequence[ImageRecord],
+    spec: InputSpec,
+    augment: AugmentConfig | None,
+    batch_size: int,
+    num_workers: int,
+    seed: int,
+    shuffle: bool,
+) -> DataLoader[tuple[torch.Tensor, int]]:
+    """Batches of (model input, label); `augment=None` gives the exact serving transform."""
+    transform = TrainingTransform(spec, augment or AugmentConfig(enabled=False))
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        FaceDataset(records, transform),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=generator,
+        persistent_workers=num_workers > 0,
+        drop_last=False,
+    )
+
+
+def summarise(records: Sequence[ImageRecord]) -> dict[str, dict[str, int]]:
+    """Counts per split × source × class, for the model file and the model card."""
+    summary: dict[str, dict[str, int]] = {}
+    for r in records:
+        key = f"{r.source}/{'fake' if r.label == SYNTHETIC else 'real'}"
+        summary.setdefault(r.split or "all", {}).setdefault(key, 0)
+        summary[r.split or "all"][key] += 1
+    return {split: dict(sorted(counts.items())) for split, counts in sorted(summary.items())}

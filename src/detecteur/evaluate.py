@@ -1,0 +1,277 @@
+"""Evaluation: score a model on a run's validation/test split or on any `{real,fake}/` folder, calibrate on
+validation only, and write the report (JSON + Markdown) and plots. The numbers themselves come from
+`metrics`; the figures from `plots`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from detecteur import plots
+from detecteur.config import (
+    LABEL_NAMES,
+    RUN_BEST_MODEL_FILE,
+    RUN_CALIBRATED_MODEL_FILE,
+    RUN_CONFIG_FILE,
+    RUN_METRICS_FILE,
+    Settings,
+    TrainConfig,
+)
+from detecteur.data import ImageRecord, make_loader, read_records, scan_dataset, select_split
+from detecteur.files import atomic_write_text
+from detecteur.metrics import (
+    FloatArray,
+    IntArray,
+    choose_threshold,
+    compute_metrics,
+    expected_calibration_error,
+    fake_probabilities,
+    fit_temperature,
+    has_both_classes,
+)
+from detecteur.model import load_model, pick_device, predict_logits, save_model
+from detecteur.preprocess import InputSpec
+
+
+def _format_value(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool | int | str):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return json.dumps(value)
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _key_value_table(values: dict[str, Any]) -> list[str]:
+    lines = ["| metric | value |", "| --- | --- |"]
+    lines += [f"| {key} | {_format_value(value)} |" for key, value in values.items()]
+    return lines
+
+
+def _confusion_matrix_table(matrix: list[list[int]]) -> list[str]:
+    lines = [
+        "| true \\ predicted | " + " | ".join(LABEL_NAMES) + " |",
+        "| --- | " + " | ".join("---:" for _ in LABEL_NAMES) + " |",
+    ]
+    lines += [
+        f"| {name} | " + " | ".join(str(count) for count in row) + " |"
+        for name, row in zip(LABEL_NAMES, matrix, strict=True)
+    ]
+    return lines
+
+
+def _per_source_table(per_source: dict[str, dict[str, Any]]) -> list[str]:
+    # The threshold is shared by every source, and the confusion matrix does not fit in a cell.
+    columns: list[str] = []
+    for metrics in per_source.values():
+        columns += [
+            key
+            for key, value in metrics.items()
+            if _is_scalar(value) and key != "threshold" and key not in columns
+        ]
+    lines = [
+        "| source | " + " | ".join(columns) + " |",
+        "| --- | " + " | ".join("---:" for _ in columns) + " |",
+    ]
+    lines += [
+        f"| {source} | " + " | ".join(_format_value(metrics.get(column)) for column in columns) + " |"
+        for source, metrics in per_source.items()
+    ]
+    return lines
+
+
+def _report_markdown(report: dict[str, Any]) -> str:
+    lines = ["# Evaluation report", "", "## Metrics", ""]
+    lines += _key_value_table({key: value for key, value in report.items() if _is_scalar(value)})
+    if "confusion_matrix" in report:
+        lines += ["", "## Confusion matrix", "", *_confusion_matrix_table(report["confusion_matrix"])]
+    if "per_source" in report:
+        lines += ["", "## Per source", "", *_per_source_table(report["per_source"])]
+    for key, value in report.items():
+        if key in ("confusion_matrix", "per_source") or _is_scalar(value):
+            continue
+        lines += ["", f"## {key.replace('_', ' ').capitalize()}", ""]
+        if isinstance(value, dict):
+            lines += _key_value_table(value)
+        else:
+            lines += ["```json", json.dumps(value, indent=2), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict[str, Any], directory: Path) -> None:
+    """Write `report.json` (the dict, indent 2) and `report.md` (readable tables) into `directory`.
+
+    `report` holds the headline metrics of `compute_metrics` at its top level; optional sections are rendered
+    too: "per_source" ({source: metrics}), "calibration" ({"temperature", "ece_before", "ece_after"}) and any
+    other dict or list. Both files are replaced atomically; the directory is created when missing.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(directory / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(directory / "report.md", _report_markdown(report))
+
+
+# --- Evaluating a model on images: a run's val/test split, or any {real,fake}/ folder -------------------
+
+HARDEST_ERRORS_SHOWN = 12
+
+
+def _score_records(
+    model: nn.Module,
+    records: list[ImageRecord],
+    spec: InputSpec,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+) -> tuple[FloatArray, IntArray]:
+    loader = make_loader(records, spec, None, batch_size, num_workers, seed=0, shuffle=False)
+    logits, labels = predict_logits(model, loader, device)
+    return logits.astype(np.float64), labels
+
+
+def _hardest_errors(
+    records: list[ImageRecord], labels: IntArray, probs: FloatArray, threshold: float
+) -> list[dict[str, Any]]:
+    """The most confidently wrong images: what a reader of the model card should look at first."""
+    wrong = np.nonzero((probs >= threshold).astype(np.int64) != labels)[0]
+    ranked = wrong[np.argsort(-np.abs(probs[wrong] - threshold))][:HARDEST_ERRORS_SHOWN]
+    return [
+        {
+            "path": str(records[i].path),
+            "label": LABEL_NAMES[labels[i]],
+            "fake_probability": round(float(probs[i]), 4),
+        }
+        for i in ranked
+    ]
+
+
+def _per_source(
+    records: list[ImageRecord], labels: IntArray, probs: FloatArray, threshold: float
+) -> dict[str, dict[str, Any]]:
+    sources = np.array([r.source for r in records])
+    return {
+        source: compute_metrics(labels[sources == source], probs[sources == source], threshold)
+        for source in sorted(set(sources.tolist()))
+    }
+
+
+def _draw_figures(
+    labels: IntArray, raw: FloatArray, calibrated: FloatArray, matrix: Any, out: Path
+) -> list[str]:
+    drawn = [plots.plot_confusion_matrix(matrix, out / "confusion_matrix.png")]
+    if has_both_classes(labels):
+        drawn += [
+            plots.plot_roc(labels, calibrated, out / "roc.png"),
+            plots.plot_precision_recall(labels, calibrated, out / "precision_recall.png"),
+            plots.plot_reliability(labels, raw, calibrated, out / "reliability.png"),
+        ]
+    return [str(path) for path in drawn]
+
+
+def evaluate_run(
+    run_dir: Path, out_dir: Path | None = None, device_name: str | None = None
+) -> dict[str, Any]:
+    """Calibrate a run's best model on its validation split and report on its test split.
+
+    Temperature and decision threshold are fitted on validation only; the test split is touched once,
+    for the report. Writes `model.safetensors` (weights + calibration + test metrics) into the run,
+    `report.json`/`report.md` and plots into `out_dir` (default: `<run>/report`).
+    """
+    description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
+    config = TrainConfig.model_validate(description["config"])
+    split_file = Path(description["split_file"])
+    out_dir = out_dir or run_dir / "report"
+    device = pick_device(device_name)
+    model, metadata = load_model(run_dir / RUN_BEST_MODEL_FILE, device)
+    spec = metadata.input_spec
+    records = read_records(split_file)
+    val_records, test_records = select_split(records, "val"), select_split(records, "test")
+    val_logits, val_labels = _score_records(
+        model, val_records, spec, device, config.batch_size, config.num_workers
+    )
+    test_logits, test_labels = _score_records(
+        model, test_records, spec, device, config.batch_size, config.num_workers
+    )
+
+    temperature = fit_temperature(val_logits, val_labels)
+    val_probs = fake_probabilities(val_logits, temperature)
+    threshold = choose_threshold(val_labels, val_probs)
+    test_raw = fake_probabilities(test_logits)
+    test_probs = fake_probabilities(test_logits, temperature)
+    metrics = compute_metrics(test_labels, test_probs, threshold)
+    validation = compute_metrics(val_labels, val_probs, threshold)
+    calibration = {
+        "temperature": temperature,
+        "ece_before": expected_calibration_error(test_labels, test_raw),
+        "ece_after": expected_calibration_error(test_labels, test_probs),
+        "val_ece_before": expected_calibration_error(val_labels, fake_probabilities(val_logits)),
+        "val_ece_after": expected_calibration_error(val_labels, val_probs),
+    }
+    per_source = _per_source(test_records, test_labels, test_probs, threshold)
+    figures = _draw_figures(test_labels, test_raw, test_probs, metrics["confusion_matrix"], out_dir)
+    figures.append(
+        str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png"))
+    )
+    report: dict[str, Any] = {
+        "dataset": f"{split_file} (test split)",
+        "model": metadata.version,
+        **metrics,
+        "validation": {key: validation[key] for key in ("n", "accuracy", "roc_auc", "f1", "ece")},
+        "calibration": calibration,
+        "per_source": per_source,
+        "hardest_errors": _hardest_errors(test_records, test_labels, test_probs, threshold),
+        "figures": figures,
+        "report_dir": str(out_dir),
+    }
+    write_report(report, out_dir)
+
+    low, high = metadata.borderline_band
+    calibrated = metadata.model_copy(
+        update={
+            "temperature": temperature,
+            "threshold": threshold,
+            "borderline_band": (min(low, threshold), max(high, threshold)),
+            "metrics": {
+                "test": metrics,
+                "validation": validation,
+                "calibration": calibration,
+                "per_source": per_source,
+            },
+        }
+    )
+    save_model(model, calibrated, run_dir / RUN_CALIBRATED_MODEL_FILE)
+    return report
+
+
+def evaluate_folder(
+    model_path: Path, data_dir: Path, out_dir: Path | None = None, device_name: str | None = None
+) -> dict[str, Any]:
+    """Score every image under `data_dir/{real,fake}/` with a model file as shipped (its own temperature
+    and threshold) and report; `out_dir` defaults to `reports/<model>/<folder>`."""
+    device = pick_device(device_name)
+    model, metadata = load_model(model_path, device)
+    records = scan_dataset(data_dir)
+    out_dir = out_dir or Path("reports") / model_path.stem / data_dir.name
+    logits, labels = _score_records(model, records, metadata.input_spec, device, Settings().batch_size, 2)
+    raw, probs = fake_probabilities(logits), fake_probabilities(logits, metadata.temperature)
+    metrics = compute_metrics(labels, probs, metadata.threshold)
+    report: dict[str, Any] = {
+        "dataset": str(data_dir),
+        "model": metadata.version,
+        **metrics,
+        "hardest_errors": _hardest_errors(records, labels, probs, metadata.threshold),
+        "figures": _draw_figures(labels, raw, probs, metrics["confusion_matrix"], out_dir),
+        "report_dir": str(out_dir),
+    }
+    write_report(report, out_dir)
+    return report

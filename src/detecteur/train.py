@@ -1,0 +1,261 @@
+"""The training loop, top to bottom: data, model, optimiser, epochs, checkpoints.
+
+A run directory holds everything a run wrote: `config.json` (the recipe and the split it used),
+`metrics.jsonl` (one line per finished epoch), `checkpoint.pt` (the last finished epoch, for `--resume`)
+and `best.safetensors` (the epoch with the best validation AUC). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from torch import nn
+
+from detecteur import __version__
+from detecteur.config import (
+    RUN_BEST_MODEL_FILE,
+    RUN_CHECKPOINT_FILE,
+    RUN_CONFIG_FILE,
+    RUN_METRICS_FILE,
+    TrainConfig,
+)
+from detecteur.data import make_loader, read_records, select_split, stratified_subset, summarise
+from detecteur.files import atomic_path, atomic_write_text, file_sha256
+from detecteur.metrics import compute_metrics, fake_probabilities
+from detecteur.model import (
+    ModelMetadata,
+    autocast_context,
+    build,
+    input_spec_for,
+    pick_device,
+    predict_logits,
+    save_model,
+)
+
+log = logging.getLogger(__name__)
+console = Console(stderr=True)
+
+
+class RunError(RuntimeError):
+    """A run directory that cannot be started or resumed as asked."""
+
+
+def current_git_commit() -> str | None:
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def read_epoch_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / RUN_METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_epoch_metrics(history: list[dict[str, Any]], run_dir: Path) -> None:
+    atomic_write_text(run_dir / RUN_METRICS_FILE, "".join(json.dumps(record) + "\n" for record in history))
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def train(
+    config: TrainConfig,
+    split_file: Path,
+    run_dir: Path,
+    resume: bool = False,
+    device_name: str | None = None,
+) -> Path:
+    """Train per `config` on the split in `split_file`; returns the best model file of the run."""
+    device = pick_device(device_name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = run_dir / RUN_CHECKPOINT_FILE
+    if checkpoint_path.exists() and not resume:
+        raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    split_sha256 = file_sha256(split_file)
+
+    records = read_records(split_file)
+    train_records = stratified_subset(select_split(records, "train"), config.max_train_images, config.seed)
+    val_records = stratified_subset(select_split(records, "val"), config.max_eval_images, config.seed)
+    data_summary = summarise(train_records + val_records)
+    spec = input_spec_for(config.arch, config.in_chans, config.input_size)
+
+    _seed_everything(config.seed)
+    model = build(config.arch, in_chans=config.in_chans, pretrained=config.pretrained).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    class_weights = torch.tensor(config.class_weights, dtype=torch.float32, device=device)
+    criterion = nn.CrossEntropyLoss(weight=class_weights)
+    use_amp = config.mixed_precision
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
+
+    start_epoch, best_val_auc, epochs_since_best = 1, -1.0, 0
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        if state["split_sha256"] != split_sha256:
+            raise RunError(f"{split_file} differs from the split this run started with; refusing to resume")
+        if state["config"] != config.model_dump(mode="json"):
+            raise RunError(
+                "the training config differs from the one this run started with; refusing to resume"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch = int(state["epoch"]) + 1
+        best_val_auc, epochs_since_best = float(state["best_val_auc"]), int(state["epochs_since_best"])
+        console.print(f"resuming {run_dir} after epoch {start_epoch - 1} (best val AUC {best_val_auc:.4f})")
+    # Epoch lines past the checkpoint belong to an epoch whose checkpoint never landed: drop them.
+    epoch_history = [m for m in read_epoch_metrics(run_dir) if m["epoch"] < start_epoch]
+    _write_epoch_metrics(epoch_history, run_dir)
+    run_description = {
+        "config": config.model_dump(mode="json"),
+        "split_file": str(split_file),
+        "split_sha256": split_sha256,
+        "device": str(device),
+        "data_summary": data_summary,
+        "package_version": __version__,
+        "git_commit": current_git_commit(),
+    }
+    atomic_write_text(run_dir / RUN_CONFIG_FILE, json.dumps(run_description, indent=2) + "\n")
+    console.print(
+        f"training {config.arch} ({config.in_chans} channels) on {len(train_records)} images, "
+        f"validating on {len(val_records)}, device {device}, mixed precision {use_amp}"
+    )
+
+    val_loader = make_loader(
+        val_records, spec, None, config.batch_size, config.num_workers, config.seed, shuffle=False
+    )
+    for epoch in range(start_epoch, config.epochs + 1):
+        if epochs_since_best >= config.early_stopping_patience:
+            break
+        # Seeding per epoch makes an epoch's shuffling and augmentation the same whether or not the run
+        # was interrupted before it.
+        _seed_everything(config.seed + epoch)
+        train_loader = make_loader(
+            train_records,
+            spec,
+            config.augment,
+            config.batch_size,
+            config.num_workers,
+            config.seed + epoch,
+            shuffle=True,
+        )
+        started = time.perf_counter()
+        model.train()
+        loss_sum, correct, seen = 0.0, 0, 0
+        with _progress() as progress:
+            task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=len(train_loader), loss=0.0)
+            for inputs, labels in train_loader:
+                inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                optimizer.zero_grad(set_to_none=True)
+                with autocast_context(device, use_amp):
+                    logits = model(inputs)
+                loss = criterion(logits.float(), labels)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                loss_sum += loss.item() * len(labels)
+                correct += int((logits.argmax(dim=1) == labels).sum())
+                seen += len(labels)
+                progress.update(task, advance=1, loss=loss_sum / seen)
+        train_seconds = time.perf_counter() - started
+
+        val_logits, val_labels = predict_logits(model, val_loader, device, use_amp)
+        val_loss = float(
+            criterion(torch.from_numpy(val_logits).to(device), torch.from_numpy(val_labels).to(device))
+        )
+        val_metrics = compute_metrics(val_labels, fake_probabilities(val_logits), threshold=0.5)
+        val_auc = val_metrics["roc_auc"] if val_metrics["roc_auc"] is not None else 0.0
+        epoch_record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(seen, 1),
+            "train_accuracy": correct / max(seen, 1),
+            "val_loss": val_loss,
+            "val_auc": val_auc,
+            "val_accuracy": val_metrics["accuracy"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - started,
+            "images_per_second": seen / train_seconds if train_seconds > 0 else 0.0,
+        }
+
+        if val_auc > best_val_auc:
+            best_val_auc, epochs_since_best = val_auc, 0
+            metadata = ModelMetadata(
+                version=f"{__version__}+{run_dir.name}",
+                arch=config.arch,
+                input_size=spec.input_size,
+                in_chans=spec.in_chans,
+                mean=spec.mean,
+                std=spec.std,
+                metrics={"val_auc_at_training": val_auc, "epoch": epoch},
+                data_summary=data_summary,
+                training=config.model_dump(mode="json"),
+                git_commit=run_description["git_commit"],
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            )
+            save_model(model, metadata, run_dir / RUN_BEST_MODEL_FILE)
+        else:
+            epochs_since_best += 1
+        epoch_history.append(epoch_record)
+        _write_epoch_metrics(epoch_history, run_dir)
+        _atomic_torch_save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch,
+                "best_val_auc": best_val_auc,
+                "epochs_since_best": epochs_since_best,
+                "config": config.model_dump(mode="json"),
+                "split_sha256": split_sha256,
+            },
+            checkpoint_path,
+        )
+        console.print(
+            f"epoch {epoch}: train loss {epoch_record['train_loss']:.4f} "
+            f"acc {epoch_record['train_accuracy']:.4f} | "
+            f"val loss {val_loss:.4f} AUC {val_auc:.4f} acc {val_metrics['accuracy']:.4f} | "
+            f"{epoch_record['images_per_second']:.1f} img/s, {epoch_record['seconds']:.0f} s"
+        )
+    return run_dir / RUN_BEST_MODEL_FILE
