@@ -107,14 +107,25 @@ def train(
     console.print(f"best model: {best}")
 
 
-TABLE_METRICS = ("n", "accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece", "false_positive_rate")
+# (report key, column header): short headers keep the table readable in an 80-column terminal.
+TABLE_METRICS = (
+    ("n", "n"),
+    ("accuracy", "acc"),
+    ("precision", "prec"),
+    ("recall", "recall"),
+    ("f1", "F1"),
+    ("roc_auc", "AUC"),
+    ("eer", "EER"),
+    ("ece", "ECE"),
+    ("false_positive_rate", "FPR"),
+)
 
 
 def _metrics_table(title: str, metrics: dict[str, object]) -> Table:
     table = Table(title=title)
-    for name in TABLE_METRICS:
-        table.add_column(name)
-    cells = [metrics.get(name) for name in TABLE_METRICS]
+    for _, header in TABLE_METRICS:
+        table.add_column(header, justify="right")
+    cells = [metrics.get(key) for key, _ in TABLE_METRICS]
     table.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in cells])
     return table
 
@@ -145,9 +156,7 @@ def evaluate(
     if as_json:
         console.print_json(json.dumps(report))
         return
-    console.print(
-        _metrics_table(f"{report['dataset']} (threshold {report['threshold']:.3f})", report["metrics"])
-    )
+    console.print(_metrics_table(f"{report['dataset']} (threshold {report['threshold']:.3f})", report))
     for source, metrics in report.get("per_source", {}).items():
         console.print(_metrics_table(source, metrics))
     console.print(f"report and plots in {report['report_dir']}")

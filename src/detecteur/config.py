@@ -90,6 +90,6 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DETECTEUR_", extra="ignore")
 
-    model_path: Path = Path("models/detecteur.safetensors")
+    model_path: Path = Path("models/detecteur-efficientnet_lite0-0.1.0.safetensors")
     device: str = "cpu"
     batch_size: int = Field(32, ge=1)

@@ -121,7 +121,7 @@ def build_manifest(roots: Iterable[Path], progress: bool = True) -> list[ImageRe
 
 def _atomic_write_csv(path: Path, fields: Sequence[str], rows: Iterable[dict[str, object]]) -> None:
     with atomic_path(path) as temporary, temporary.open("w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=list(fields))
+        writer = csv.DictWriter(out, fieldnames=list(fields), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -181,6 +181,8 @@ def assign_splits(records: Sequence[ImageRecord], seed: int = 0) -> list[ImageRe
 
     One subject (after near-duplicate merging) lands in exactly one split.
     """
+    if len({r.subject_id for r in records}) < N_FOLDS:
+        raise DataError(f"an 80/10/10 split needs at least {N_FOLDS} subjects; the manifest has fewer")
     strata = [f"{r.source}:{r.label}" for r in records]
     _, stratum_codes = np.unique(strata, return_inverse=True)
     groups = [r.subject_id for r in records]

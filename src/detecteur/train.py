@@ -84,6 +84,19 @@ def read_epoch_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+# Settings a resumed run may change: a longer schedule, or a different machine's worker count.
+RESUMABLE_CHANGES = {"epochs", "num_workers"}
+
+
+def _recipe_changes(started_with: dict[str, Any], config: TrainConfig) -> list[str]:
+    now = config.model_dump(mode="json")
+    return sorted(
+        key
+        for key in (now.keys() | started_with.keys()) - RESUMABLE_CHANGES
+        if now.get(key) != started_with.get(key)
+    )
+
+
 def _write_epoch_metrics(history: list[dict[str, Any]], run_dir: Path) -> None:
     atomic_write_text(run_dir / RUN_METRICS_FILE, "".join(json.dumps(record) + "\n" for record in history))
 

@@ -1,0 +1,34 @@
+# Détecteur — `make run` installs everything into .venv and runs the main job; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLES := tests/data/samples/*.jpg
+
+.PHONY: install run test lint typecheck pytest clean
+
+install: $(VENV)/.installed
+
+# Reinstall when the dependency list changes. pip takes torch 2.14.1 / torchvision 0.29.1 from this
+# machine's local wheel store (see README) — no multi-GB download.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $@
+
+run: install
+	$(BIN)/detecteur predict $(SAMPLES)
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: install
+	$(BIN)/mypy src
+
+pytest: install
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detecteur.config import AugmentConfig, TrainConfig
+from detecteur.data import assign_splits, build_manifest, write_records
+from detecteur.train import train
+from tests.toy_data import make_toy_dataset
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def toy_config(**overrides: object) -> TrainConfig:
+    """A recipe small enough for CI: 64 px, batch 16, no data-loader workers, no degradations that would
+    erase the toy images' high-frequency trace."""
+    base: dict[str, object] = {
+        "arch": "efficientnet_lite0",
+        "in_chans": 4,
+        "pretrained": True,
+        "input_size": 64,
+        "epochs": 2,
+        "batch_size": 16,
+        "lr": 1e-3,
+        "num_workers": 0,
+        "seed": 0,
+        "augment": AugmentConfig(
+            crop_scale=(0.85, 1.0), rotation_degrees=0, jpeg_probability=0, blur_probability=0
+        ),
+    }
+    return TrainConfig.model_validate(base | overrides)
+
+
+@pytest.fixture(scope="session")
+def toy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_toy_dataset(tmp_path_factory.mktemp("toy") / "toyset", per_class=80)
+
+
+@pytest.fixture(scope="session")
+def toy_split(toy_root: Path) -> Path:
+    split_file = toy_root.parent / "split.csv"
+    write_records(assign_splits(build_manifest([toy_root], progress=False), seed=0), split_file)
+    return split_file
+
+
+@pytest.fixture(scope="session")
+def toy_run(toy_split: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished two-epoch training run on the toy data, shared by the tests that read runs."""
+    run_dir = tmp_path_factory.mktemp("runs") / "toy"
+    train(toy_config(), toy_split, run_dir)
+    return run_dir

