@@ -53,6 +53,26 @@ def data_manifest(
     console.print(summarise(records))
 
 
+@data_app.command("faces")
+def data_faces(
+    roots: Annotated[list[Path], typer.Argument(help="Dataset folders, each with real/ and/or fake/.")],
+    out: Annotated[Path, typer.Option(help="Folder for the normalised face crops.")] = Path("data/faces"),
+    size: Annotated[
+        int, typer.Option(help="Side of the square crops, in pixels (the model input size).")
+    ] = 224,
+) -> None:
+    """Detect the face in every image and write its normalised crop: one crop/resize/JPEG for all sources."""
+    from detecteur.data import DataError, prepare_faces
+
+    try:
+        counts = prepare_faces(roots, out, size)
+    except (DataError, OSError) as error:
+        raise _fail(str(error)) from error
+    console.print(
+        f"wrote {counts['images']} crops to {out}: {counts['without_face']} without a face (whole image)"
+    )
+
+
 @data_app.command("split")
 def data_split(
     manifest: Annotated[Path, typer.Argument(help="Manifest CSV from `detecteur data manifest`.")],

@@ -119,6 +119,53 @@ def build_manifest(roots: Iterable[Path], progress: bool = True) -> list[ImageRe
     return merge_near_duplicates(hashed)
 
 
+FACE_LOG_FIELDS = ("source_path", "crop_path", "faces_found", "score", "x", "y", "width", "height")
+
+
+def prepare_faces(roots: Iterable[Path], out_dir: Path, size: int, progress: bool = True) -> dict[str, int]:
+    """Write the normalised face crop of every image under `roots` to `out_dir/<source>/{real,fake}/`.
+
+    The most confident face is kept; where none is found the whole image is used (as serving does) and the
+    log `out_dir/faces.csv` says so. Already written crops are kept, so an interrupted run resumes.
+    Returns counts: images, with a face, without.
+    """
+    from detecteur.faces import FaceFinder, encode_face
+
+    records = [record for root in roots for record in scan_dataset(root)]
+    finder = FaceFinder()
+    log_rows: list[dict[str, object]] = []
+    counts = {"images": 0, "with_face": 0, "without_face": 0}
+    try:
+        for record in track(records, description="cropping faces") if progress else records:
+            folder = "fake" if record.label == SYNTHETIC else "real"
+            crop_path = out_dir / record.source / folder / f"{record.path.stem}.jpg"
+            image = open_image(record.path)
+            boxes = finder.detect(image)
+            box = boxes[0] if boxes else None
+            if not crop_path.exists():
+                crop_path.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(crop_path) as temporary:
+                    temporary.write_bytes(encode_face(image, box, size))
+            counts["images"] += 1
+            counts["with_face" if box else "without_face"] += 1
+            log_rows.append(
+                {
+                    "source_path": str(record.path),
+                    "crop_path": os.path.relpath(crop_path, out_dir),
+                    "faces_found": len(boxes),
+                    "score": f"{box.score:.3f}" if box else "",
+                    "x": box.x if box else "",
+                    "y": box.y if box else "",
+                    "width": box.width if box else "",
+                    "height": box.height if box else "",
+                }
+            )
+    finally:
+        finder.close()
+    _atomic_write_csv(out_dir / "faces.csv", FACE_LOG_FIELDS, log_rows)
+    return counts
+
+
 def _atomic_write_csv(path: Path, fields: Sequence[str], rows: Iterable[dict[str, object]]) -> None:
     with atomic_path(path) as temporary, temporary.open("w", newline="") as out:
         writer = csv.DictWriter(out, fieldnames=list(fields), lineterminator="\n")
