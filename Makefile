@@ -19,8 +19,8 @@ run: install
 	$(BIN)/detecteur predict $(SAMPLES)
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 
 typecheck: install
 	$(BIN)/mypy src

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def test_calibration_is_fitted_on_validation_and_stored_in_the_model_file(
     calibration = run_report["calibration"]
     assert isinstance(calibration, dict)
     assert metadata.temperature == calibration["temperature"] != 1.0
+    assert metadata.logit_adjustment == pytest.approx((0.0, math.log(5.0)))
     assert metadata.threshold == run_report["threshold"]
     assert metadata.metrics["test"]["roc_auc"] == run_report["roc_auc"]
     low, high = metadata.borderline_band

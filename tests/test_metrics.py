@@ -252,3 +252,13 @@ def test_write_report_replaces_an_existing_report(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "report.json").read_text()) == {"accuracy": 0.75}
     assert "0.7500" in (tmp_path / "report.md").read_text()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["report.json", "report.md"]
+
+
+def test_logit_adjustment_undoes_the_prior_shift_of_class_weights() -> None:
+    # A weighted loss learns logits whose softmax is proportional to weight × true probability.
+    true_fake = np.array([0.1, 0.5, 0.9])
+    weights = np.array([1.0, 5.0])
+    shifted = np.log(np.stack([1 - true_fake, true_fake], axis=1) * weights)
+    adjustment = (float(np.log(weights[0])), float(np.log(weights[1])))
+    np.testing.assert_allclose(fake_probabilities(shifted, 1.0, adjustment), true_fake)
+    assert fake_probabilities(shifted)[1] == pytest.approx(5 / 6)

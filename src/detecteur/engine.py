@@ -54,6 +54,8 @@ class Detector:
                 [preprocess(image, spec) for image in images[start : start + self.batch_size]]
             )
             logits = self.model(batch.to(self.device)).float().cpu().numpy()
-            probabilities = fake_probabilities(logits, self.metadata.temperature)
+            probabilities = fake_probabilities(
+                logits, self.metadata.temperature, self.metadata.logit_adjustment
+            )
             verdicts.extend(decide(float(p), self.metadata) for p in probabilities)
         return verdicts

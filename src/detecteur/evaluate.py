@@ -6,6 +6,7 @@ validation only, and write the report (JSON + Markdown) and plots. The numbers t
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -203,14 +204,18 @@ def evaluate_run(
         model, test_records, spec, device, config.batch_size, config.num_workers
     )
 
-    temperature = fit_temperature(val_logits, val_labels)
-    val_probs = fake_probabilities(val_logits, temperature)
+    # Undo the class-weight prior shift first, then fit the temperature: both from training facts and the
+    # validation split only.
+    adjustment = (math.log(config.class_weights[0]), math.log(config.class_weights[1]))
+    temperature = fit_temperature(val_logits - np.asarray(adjustment), val_labels)
+    val_probs = fake_probabilities(val_logits, temperature, adjustment)
     threshold = choose_threshold(val_labels, val_probs)
     test_raw = fake_probabilities(test_logits)
-    test_probs = fake_probabilities(test_logits, temperature)
+    test_probs = fake_probabilities(test_logits, temperature, adjustment)
     metrics = compute_metrics(test_labels, test_probs, threshold)
     validation = compute_metrics(val_labels, val_probs, threshold)
     calibration = {
+        "logit_adjustment": list(adjustment),
         "temperature": temperature,
         "ece_before": expected_calibration_error(test_labels, test_raw),
         "ece_after": expected_calibration_error(test_labels, test_probs),
@@ -238,6 +243,7 @@ def evaluate_run(
     low, high = metadata.borderline_band
     calibrated = metadata.model_copy(
         update={
+            "logit_adjustment": adjustment,
             "temperature": temperature,
             "threshold": threshold,
             "borderline_band": (min(low, threshold), max(high, threshold)),
@@ -263,7 +269,8 @@ def evaluate_folder(
     records = scan_dataset(data_dir)
     out_dir = out_dir or Path("reports") / model_path.stem / data_dir.name
     logits, labels = _score_records(model, records, metadata.input_spec, device, Settings().batch_size, 2)
-    raw, probs = fake_probabilities(logits), fake_probabilities(logits, metadata.temperature)
+    raw = fake_probabilities(logits)
+    probs = fake_probabilities(logits, metadata.temperature, metadata.logit_adjustment)
     metrics = compute_metrics(labels, probs, metadata.threshold)
     report: dict[str, Any] = {
         "dataset": str(data_dir),

@@ -71,11 +71,15 @@ def has_both_classes(labels: IntArray) -> bool:
     return bool(np.unique(labels).size == 2)
 
 
-def fake_probabilities(logits: npt.ArrayLike, temperature: float = 1.0) -> FloatArray:
-    """Probability of the synthetic class, softmax(logits / temperature)[:, 1], for logits of shape (N, 2)."""
+def fake_probabilities(
+    logits: npt.ArrayLike, temperature: float = 1.0, logit_adjustment: tuple[float, float] = (0.0, 0.0)
+) -> FloatArray:
+    """Probability of the synthetic class, softmax((logits − logit_adjustment) / temperature)[:, 1], for
+    logits of shape (N, 2). The adjustment (log class weights of training) undoes a weighted loss's prior
+    shift; the temperature comes from validation."""
     if not temperature > 0.0:
         raise ValueError(f"temperature must be positive; got {temperature}")
-    scaled = _check_logits(logits) / temperature
+    scaled = (_check_logits(logits) - np.asarray(logit_adjustment, dtype=np.float64)) / temperature
     # Subtracting the row maximum keeps exp() finite for large logits without changing the softmax.
     shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
     probs: FloatArray = shifted[:, SYNTHETIC] / shifted.sum(axis=1)

@@ -158,6 +158,9 @@ class ModelMetadata(BaseModel):
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     labels: tuple[str, str] = LABEL_NAMES
+    # Subtracted from the logits before the temperature: log of the training class weights, which undoes
+    # the prior shift weighted cross-entropy puts into the logits (softmax ∝ weight × true probability).
+    logit_adjustment: tuple[float, float] = (0.0, 0.0)
     temperature: float = Field(1.0, gt=0)
     threshold: float = Field(0.5, gt=0, lt=1)
     # Fake probabilities inside this band are reported as "borderline" (max softmax 50–70 %).
