@@ -25,9 +25,7 @@ def toy_config(**overrides: object) -> TrainConfig:
         "lr": 1e-3,
         "num_workers": 0,
         "seed": 0,
-        "augment": AugmentConfig(
-            crop_scale=(0.85, 1.0), rotation_degrees=0, jpeg_probability=0, blur_probability=0
-        ),
+        "augment": AugmentConfig(crop_scale=(0.85, 1.0), rotation_degrees=0, jpeg_probability=0, blur_probability=0),
     }
     return TrainConfig.model_validate(base | overrides)
 

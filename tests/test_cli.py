@@ -44,9 +44,7 @@ def test_predict_prints_a_verdict_per_image_as_json(calibrated_model: Path, toy_
         assert r["confidence"] == pytest.approx(max(r["fake_probability"], 1 - r["fake_probability"]))
 
 
-def test_predict_reports_an_unreadable_file_without_a_traceback(
-    calibrated_model: Path, tmp_path: Path
-) -> None:
+def test_predict_reports_an_unreadable_file_without_a_traceback(calibrated_model: Path, tmp_path: Path) -> None:
     text = tmp_path / "notes.jpg"
     text.write_text("not an image")
     result = runner.invoke(app, ["predict", str(text), "--model", str(calibrated_model)])
@@ -61,9 +59,7 @@ def test_predict_with_a_missing_model_says_so(tmp_path: Path) -> None:
     assert "model file not found" in result.output
 
 
-def test_evaluate_on_a_folder_prints_json_metrics(
-    calibrated_model: Path, toy_root: Path, tmp_path: Path
-) -> None:
+def test_evaluate_on_a_folder_prints_json_metrics(calibrated_model: Path, toy_root: Path, tmp_path: Path) -> None:
     args = [
         "evaluate",
         "--model",

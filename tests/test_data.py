@@ -30,9 +30,7 @@ def synthetic_records(n_subjects: int, images_per_subject: int = 1, sources: int
         source = f"source{subject % sources}"
         label = (subject // sources) % 2
         for image in range(images_per_subject if subject % 7 == 0 else 1):
-            records.append(
-                ImageRecord(Path(f"/x/{subject}_{image}.png"), label, source, f"s{subject}", "0" * 16)
-            )
+            records.append(ImageRecord(Path(f"/x/{subject}_{image}.png"), label, source, f"s{subject}", "0" * 16))
     return records
 
 

@@ -42,9 +42,7 @@ def test_fake_probability_is_the_softmax_of_the_synthetic_column() -> None:
 
 def test_temperature_divides_the_logits_before_the_softmax() -> None:
     logits = np.array([[1.0, 3.0], [2.0, -1.0]])
-    np.testing.assert_allclose(
-        fake_probabilities(logits, temperature=2.0), softmax(logits / 2.0, axis=1)[:, 1]
-    )
+    np.testing.assert_allclose(fake_probabilities(logits, temperature=2.0), softmax(logits / 2.0, axis=1)[:, 1])
 
 
 def test_fake_probability_stays_finite_for_huge_logits() -> None:

@@ -104,9 +104,7 @@ def test_saved_model_loads_back_with_identical_weights_and_metadata(tmp_path: Pa
 
 
 def _write_with_metadata(path: Path, metadata: dict[str, object]) -> None:
-    state = {
-        k: v.contiguous() for k, v in build("efficientnet_lite0", 4, pretrained=False).state_dict().items()
-    }
+    state = {k: v.contiguous() for k, v in build("efficientnet_lite0", 4, pretrained=False).state_dict().items()}
     save_file(state, str(path), metadata={METADATA_KEY: json.dumps(metadata)})
 
 
@@ -148,9 +146,7 @@ def test_loading_refuses_truncated_missing_and_mismatched_files(tmp_path: Path) 
         load_model(path)
 
 
-def test_saving_over_a_model_never_leaves_a_partial_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_saving_over_a_model_never_leaves_a_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "m.safetensors"
     save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(version="first"), path)
 

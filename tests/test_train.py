@@ -37,9 +37,7 @@ def test_a_run_directory_is_never_overwritten_without_resume(toy_run: Path, toy_
         train(toy_config(), toy_split, toy_run)
 
 
-def test_resume_continues_after_the_last_finished_epoch(
-    toy_run: Path, toy_split: Path, tmp_path: Path
-) -> None:
+def test_resume_continues_after_the_last_finished_epoch(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "resumed"
     shutil.copytree(toy_run, run_dir)
     # An epoch line past the checkpoint (the process died between the two writes) must be dropped.

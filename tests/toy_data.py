@@ -16,9 +16,7 @@ from PIL import Image
 def smooth_image(rng: np.random.Generator, size: int) -> np.ndarray:
     """Smooth random colour field on [0, 1], size × size × 3."""
     coarse = rng.uniform(0.15, 0.85, size=(4, 4, 3))
-    upsampled = Image.fromarray((coarse * 255).astype(np.uint8)).resize(
-        (size, size), Image.Resampling.BICUBIC
-    )
+    upsampled = Image.fromarray((coarse * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BICUBIC)
     return np.asarray(upsampled, dtype=np.float64) / 255.0
 
 

@@ -30,9 +30,7 @@ def _fail(message: str) -> typer.Exit:
 def _logging(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 @data_app.command("manifest")
@@ -57,9 +55,7 @@ def data_manifest(
 def data_faces(
     roots: Annotated[list[Path], typer.Argument(help="Dataset folders, each with real/ and/or fake/.")],
     out: Annotated[Path, typer.Option(help="Folder for the normalised face crops.")] = Path("data/faces"),
-    size: Annotated[
-        int, typer.Option(help="Side of the square crops, in pixels (the model input size).")
-    ] = 224,
+    size: Annotated[int, typer.Option(help="Side of the square crops, in pixels (the model input size).")] = 224,
 ) -> None:
     """Detect the face in every image and write its normalised crop: one crop/resize/JPEG for all sources."""
     from detecteur.data import DataError, prepare_faces
@@ -68,9 +64,7 @@ def data_faces(
         counts = prepare_faces(roots, out, size)
     except (DataError, OSError) as error:
         raise _fail(str(error)) from error
-    console.print(
-        f"wrote {counts['images']} crops to {out}: {counts['without_face']} without a face (whole image)"
-    )
+    console.print(f"wrote {counts['images']} crops to {out}: {counts['without_face']} without a face (whole image)")
 
 
 @data_app.command("split")
@@ -97,9 +91,7 @@ def train(
     out: Annotated[Path, typer.Option(help="Run directory to write.")],
     config: Annotated[Path | None, typer.Option(help="Training recipe (TOML).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out.")] = False,
-    device: Annotated[
-        str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: cuda if present).")
-    ] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: cuda if present).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
     max_train_images: Annotated[int | None, typer.Option(help="Train on a stratified subset.")] = None,
     max_eval_images: Annotated[int | None, typer.Option(help="Validate on a stratified subset.")] = None,
@@ -183,6 +175,25 @@ def evaluate(
 
 
 @app.command()
+def ship(
+    run: Annotated[Path, typer.Option(help="Evaluated run directory.")],
+    models_dir: Annotated[Path, typer.Option("--models", help="Where shipped models live.")] = Path("models"),
+    cross_dataset: Annotated[
+        list[Path] | None, typer.Option(help="report.json of a cross-dataset evaluation to include.")
+    ] = None,
+) -> None:
+    """Copy a run's calibrated model and figures into models/ and write MODEL_CARD.md from its files."""
+    from detecteur.card import ship as ship_run
+    from detecteur.model import ModelFileError
+
+    try:
+        model_file = ship_run(run, models_dir, cross_dataset)
+    except (ModelFileError, OSError, KeyError) as error:
+        raise _fail(f"cannot ship {run}: {error}") from error
+    console.print(f"shipped {model_file} and {models_dir / 'MODEL_CARD.md'}")
+
+
+@app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files to judge.")],
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
@@ -208,9 +219,7 @@ def predict(
     if as_json:
         console.print_json(json.dumps({"model": detector.metadata.version, "results": results}))
     else:
-        table = Table(
-            title=f"model {detector.metadata.version} (threshold {detector.metadata.threshold:.3f})"
-        )
+        table = Table(title=f"model {detector.metadata.version} (threshold {detector.metadata.threshold:.3f})")
         for column in ("image", "verdict", "fake probability", "confidence"):
             table.add_column(column)
         for result in results:

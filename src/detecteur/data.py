@@ -286,9 +286,7 @@ class TrainingTransform:
         self.augment = augment
         geometric: list[Callable[[Image.Image], Image.Image]] = []
         if augment.enabled:
-            geometric.append(
-                v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio)
-            )
+            geometric.append(v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio))
             if augment.horizontal_flip:
                 geometric.append(v2.RandomHorizontalFlip())
             if augment.rotation_degrees > 0:
@@ -309,9 +307,7 @@ class TrainingTransform:
 
 
 class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
-    def __init__(
-        self, records: Sequence[ImageRecord], transform: Callable[[Image.Image], torch.Tensor]
-    ) -> None:
+    def __init__(self, records: Sequence[ImageRecord], transform: Callable[[Image.Image], torch.Tensor]) -> None:
         self.records = list(records)
         self.transform = transform
 

@@ -50,12 +50,8 @@ class Detector:
         spec = self.metadata.input_spec
         verdicts: list[Verdict] = []
         for start in range(0, len(images), self.batch_size):
-            batch = torch.stack(
-                [preprocess(image, spec) for image in images[start : start + self.batch_size]]
-            )
+            batch = torch.stack([preprocess(image, spec) for image in images[start : start + self.batch_size]])
             logits = self.model(batch.to(self.device)).float().cpu().numpy()
-            probabilities = fake_probabilities(
-                logits, self.metadata.temperature, self.metadata.logit_adjustment
-            )
+            probabilities = fake_probabilities(logits, self.metadata.temperature, self.metadata.logit_adjustment)
             verdicts.extend(decide(float(p), self.metadata) for p in probabilities)
         return verdicts

@@ -77,9 +77,7 @@ def _per_source_table(per_source: dict[str, dict[str, Any]]) -> list[str]:
     columns: list[str] = []
     for metrics in per_source.values():
         columns += [
-            key
-            for key, value in metrics.items()
-            if _is_scalar(value) and key != "threshold" and key not in columns
+            key for key, value in metrics.items() if _is_scalar(value) and key != "threshold" and key not in columns
         ]
     lines = [
         "| source | " + " | ".join(columns) + " |",
@@ -166,9 +164,7 @@ def _per_source(
     }
 
 
-def _draw_figures(
-    labels: IntArray, raw: FloatArray, calibrated: FloatArray, matrix: Any, out: Path
-) -> list[str]:
+def _draw_figures(labels: IntArray, raw: FloatArray, calibrated: FloatArray, matrix: Any, out: Path) -> list[str]:
     drawn = [plots.plot_confusion_matrix(matrix, out / "confusion_matrix.png")]
     if has_both_classes(labels):
         drawn += [
@@ -179,9 +175,7 @@ def _draw_figures(
     return [str(path) for path in drawn]
 
 
-def evaluate_run(
-    run_dir: Path, out_dir: Path | None = None, device_name: str | None = None
-) -> dict[str, Any]:
+def evaluate_run(run_dir: Path, out_dir: Path | None = None, device_name: str | None = None) -> dict[str, Any]:
     """Calibrate a run's best model on its validation split and report on its test split.
 
     Temperature and decision threshold are fitted on validation only; the test split is touched once,
@@ -197,12 +191,8 @@ def evaluate_run(
     spec = metadata.input_spec
     records = read_records(split_file)
     val_records, test_records = select_split(records, "val"), select_split(records, "test")
-    val_logits, val_labels = _score_records(
-        model, val_records, spec, device, config.batch_size, config.num_workers
-    )
-    test_logits, test_labels = _score_records(
-        model, test_records, spec, device, config.batch_size, config.num_workers
-    )
+    val_logits, val_labels = _score_records(model, val_records, spec, device, config.batch_size, config.num_workers)
+    test_logits, test_labels = _score_records(model, test_records, spec, device, config.batch_size, config.num_workers)
 
     # Undo the class-weight prior shift first, then fit the temperature: both from training facts and the
     # validation split only.
@@ -224,14 +214,12 @@ def evaluate_run(
     }
     per_source = _per_source(test_records, test_labels, test_probs, threshold)
     figures = _draw_figures(test_labels, test_raw, test_probs, metrics["confusion_matrix"], out_dir)
-    figures.append(
-        str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png"))
-    )
+    figures.append(str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png")))
     report: dict[str, Any] = {
         "dataset": f"{split_file} (test split)",
         "model": metadata.version,
         **metrics,
-        "validation": {key: validation[key] for key in ("n", "accuracy", "roc_auc", "f1", "ece")},
+        "validation": validation,
         "calibration": calibration,
         "per_source": per_source,
         "hardest_errors": _hardest_errors(test_records, test_labels, test_probs, threshold),

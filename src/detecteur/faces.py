@@ -55,9 +55,7 @@ class FaceBox:
 class FaceFinder:
     """BlazeFace short-range via mediapipe Tasks. Thread-safe (one lock); create once and reuse."""
 
-    def __init__(
-        self, model_file: Path = DEFAULT_DETECTOR_FILE, min_confidence: float = MIN_DETECTION_CONFIDENCE
-    ):
+    def __init__(self, model_file: Path = DEFAULT_DETECTOR_FILE, min_confidence: float = MIN_DETECTION_CONFIDENCE):
         os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging is noisy at INFO
         from mediapipe.tasks.python import BaseOptions
         from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions

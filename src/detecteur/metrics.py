@@ -59,9 +59,7 @@ def _check_scored(labels: npt.ArrayLike, fake_probs: npt.ArrayLike) -> tuple[Int
     label_array = _check_labels(labels)
     prob_array = np.asarray(fake_probs, dtype=np.float64)
     if prob_array.shape != label_array.shape:
-        raise ValueError(
-            f"fake_probs shape {prob_array.shape} does not match labels shape {label_array.shape}"
-        )
+        raise ValueError(f"fake_probs shape {prob_array.shape} does not match labels shape {label_array.shape}")
     if not np.isfinite(prob_array).all() or prob_array.min() < 0.0 or prob_array.max() > 1.0:
         raise ValueError("fake_probs must be finite probabilities in [0, 1]")
     return label_array, prob_array
@@ -236,13 +234,9 @@ def compute_metrics(labels: npt.ArrayLike, fake_probs: npt.ArrayLike, threshold:
         "recall": float(recall_score(label_array, predicted, zero_division=0)),
         "f1": float(f1_score(label_array, predicted, zero_division=0)),
         "roc_auc": float(roc_auc_score(label_array, prob_array)) if both_classes else None,
-        "average_precision": float(average_precision_score(label_array, prob_array))
-        if both_classes
-        else None,
+        "average_precision": float(average_precision_score(label_array, prob_array)) if both_classes else None,
         "eer": equal_error_rate(label_array, prob_array) if both_classes else None,
         "ece": expected_calibration_error(label_array, prob_array),
-        "false_positive_rate": (
-            false_positives / (true_negatives + false_positives) if n_authentic > 0 else None
-        ),
+        "false_positive_rate": (false_positives / (true_negatives + false_positives) if n_authentic > 0 else None),
         "confusion_matrix": matrix.astype(int).tolist(),
     }

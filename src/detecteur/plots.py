@@ -138,9 +138,7 @@ def plot_precision_recall(
     return _save(figure, out)
 
 
-def plot_reliability(
-    labels: npt.ArrayLike, probs_before: npt.ArrayLike, probs_after: npt.ArrayLike, out: Path
-) -> Path:
+def plot_reliability(labels: npt.ArrayLike, probs_before: npt.ArrayLike, probs_after: npt.ArrayLike, out: Path) -> Path:
     """Reliability diagram before and after temperature scaling (ECE in the legend), counts per bin below."""
     figure, (curve_axes, count_axes) = plt.subplots(
         2, 1, figsize=(5, 6), sharex=True, gridspec_kw={"height_ratios": (3, 1)}

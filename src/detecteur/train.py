@@ -91,9 +91,7 @@ RESUMABLE_CHANGES = {"epochs", "num_workers"}
 def _recipe_changes(started_with: dict[str, Any], config: TrainConfig) -> list[str]:
     now = config.model_dump(mode="json")
     return sorted(
-        key
-        for key in (now.keys() | started_with.keys()) - RESUMABLE_CHANGES
-        if now.get(key) != started_with.get(key)
+        key for key in (now.keys() | started_with.keys()) - RESUMABLE_CHANGES if now.get(key) != started_with.get(key)
     )
 
 
@@ -149,9 +147,7 @@ def train(
         if state["split_sha256"] != split_sha256:
             raise RunError(f"{split_file} differs from the split this run started with; refusing to resume")
         if state["config"] != config.model_dump(mode="json"):
-            raise RunError(
-                "the training config differs from the one this run started with; refusing to resume"
-            )
+            raise RunError("the training config differs from the one this run started with; refusing to resume")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
@@ -176,9 +172,7 @@ def train(
         f"validating on {len(val_records)}, device {device}, mixed precision {use_amp}"
     )
 
-    val_loader = make_loader(
-        val_records, spec, None, config.batch_size, config.num_workers, config.seed, shuffle=False
-    )
+    val_loader = make_loader(val_records, spec, None, config.batch_size, config.num_workers, config.seed, shuffle=False)
     for epoch in range(start_epoch, config.epochs + 1):
         if epochs_since_best >= config.early_stopping_patience:
             break
@@ -215,9 +209,7 @@ def train(
         train_seconds = time.perf_counter() - started
 
         val_logits, val_labels = predict_logits(model, val_loader, device, use_amp)
-        val_loss = float(
-            criterion(torch.from_numpy(val_logits).to(device), torch.from_numpy(val_labels).to(device))
-        )
+        val_loss = float(criterion(torch.from_numpy(val_logits).to(device), torch.from_numpy(val_labels).to(device)))
         val_metrics = compute_metrics(val_labels, fake_probabilities(val_logits), threshold=0.5)
         val_auc = val_metrics["roc_auc"] if val_metrics["roc_auc"] is not None else 0.0
         epoch_record = {
