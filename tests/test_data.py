@@ -131,3 +131,27 @@ def test_real_stylegan_ffhq_split_is_subject_independent_and_balanced() -> None:
     for split in ("train", "val", "test"):
         labels = [r.label for r in records if r.split == split]
         assert np.mean(labels) == pytest.approx(0.5, abs=0.02)
+
+
+def test_sharpness_balancing_leaves_sharpness_no_information_about_the_label() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from detecteur.data import sharpness_balancing_weights
+
+    rng = np.random.default_rng(0)
+    # Fakes sharper on average than reals: a shortcut with AUC well above chance.
+    labels = np.r_[np.zeros(2000, dtype=int), np.ones(1000, dtype=int)]
+    values = np.r_[rng.normal(-7.0, 1.0, 2000), rng.normal(-5.5, 1.0, 1000)]
+    weights = sharpness_balancing_weights(labels.tolist(), values.tolist())
+    assert roc_auc_score(labels, values) > 0.8
+    assert roc_auc_score(labels, values, sample_weight=weights) == pytest.approx(0.5, abs=0.06)
+    assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum(), rel=0.1)
+
+
+def test_a_blurred_image_is_less_sharp() -> None:
+    from PIL import ImageFilter
+
+    from detecteur.data import sharpness
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    assert sharpness(image.filter(ImageFilter.GaussianBlur(2))) < sharpness(image) - 1.0

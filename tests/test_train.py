@@ -65,3 +65,10 @@ def test_resume_refuses_a_different_split(toy_run: Path, toy_split: Path, tmp_pa
     other_split.write_text(toy_split.read_text().replace(",train\n", ",val\n", 1))
     with pytest.raises(RunError, match="differs from the split"):
         train(toy_config(epochs=3), other_split, run_dir, resume=True)
+
+
+def test_sharpness_balancing_is_measured_and_recorded(toy_split: Path, tmp_path: Path) -> None:
+    config = toy_config(epochs=1, balance_sharpness=True, max_train_images=64, max_eval_images=16)
+    train(config, toy_split, tmp_path / "balanced")
+    proof = json.loads((tmp_path / "balanced" / RUN_CONFIG_FILE).read_text())["data_summary"]["sharpness_shortcut"]
+    assert abs(proof["sharpness_auc_weighted"] - 0.5) <= abs(proof["sharpness_auc_unweighted"] - 0.5) + 1e-9

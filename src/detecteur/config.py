@@ -77,6 +77,9 @@ class TrainConfig(BaseModel):
     # Caps for reduced-size runs (smoke tests, quick checks); None = the whole split.
     max_train_images: int | None = Field(None, ge=2)
     max_eval_images: int | None = Field(None, ge=2)
+    # Re-weight training sampling so that sharpness alone cannot tell the classes apart (see
+    # `data.sharpness_balancing_weights`): needed when sources of different sharpness are mixed.
+    balance_sharpness: bool = False
     augment: AugmentConfig = AugmentConfig()
 
     @classmethod

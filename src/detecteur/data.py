@@ -21,12 +21,12 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 from rich.progress import track
 from sklearn.model_selection import StratifiedGroupKFold
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig
 from detecteur.files import atomic_path
-from detecteur.preprocess import InputSpec, preprocess
+from detecteur.preprocess import InputSpec, image_to_unit_tensor, laplacian_map, preprocess
 
 CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -327,19 +327,60 @@ def make_loader(
     num_workers: int,
     seed: int,
     shuffle: bool,
+    sample_weights: Sequence[float] | None = None,
 ) -> DataLoader[tuple[torch.Tensor, int]]:
-    """Batches of (model input, label); `augment=None` gives the exact serving transform."""
+    """Batches of (model input, label); `augment=None` gives the exact serving transform.
+
+    With `sample_weights`, an epoch draws len(records) images with replacement in proportion to them.
+    """
     transform = TrainingTransform(spec, augment or AugmentConfig(enabled=False))
     generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if sample_weights is not None:
+        sampler = WeightedRandomSampler(
+            list(sample_weights), num_samples=len(records), replacement=True, generator=generator
+        )
     return DataLoader(
         FaceDataset(records, transform),
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
         generator=generator,
         persistent_workers=num_workers > 0,
         drop_last=False,
     )
+
+
+def sharpness(image: Image.Image) -> float:
+    """log variance of the Laplacian map: how much fine detail an image holds (blur and upscaling lower it)."""
+    laplacian = laplacian_map(image_to_unit_tensor(image).unsqueeze(0))
+    return float(np.log(laplacian.var().item() + 1e-12))
+
+
+def sharpness_balancing_weights(labels: Sequence[int], sharpness_values: Sequence[float], bins: int = 10) -> np.ndarray:
+    """Sampling weights under which sharpness says nothing about the label.
+
+    Sources differ in how sharp their faces are (upscaled web photos vs. crisp generator output), so
+    sharpness alone separates real from fake — a shortcut, not a forgery trace. Within each sharpness
+    decile both classes get the same total weight (half the decile's share), so a classifier on
+    sharpness is at chance on the training distribution. A decile holding one class only keeps its
+    images at their plain weight: nothing to balance against.
+    """
+    label_array = np.asarray(labels)
+    values = np.asarray(sharpness_values, dtype=np.float64)
+    edges = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    bin_of = np.searchsorted(edges, values, side="right")
+    weights = np.ones(len(values), dtype=np.float64)
+    for b in range(bins):
+        in_bin = bin_of == b
+        counts = [int((in_bin & (label_array == c)).sum()) for c in (AUTHENTIC, SYNTHETIC)]
+        if min(counts) == 0:
+            continue
+        for c, count in zip((AUTHENTIC, SYNTHETIC), counts, strict=True):
+            weights[in_bin & (label_array == c)] = in_bin.sum() / (2 * count)
+    normalised: np.ndarray = weights / weights.mean()
+    return normalised
 
 
 def summarise(records: Sequence[ImageRecord]) -> dict[str, dict[str, int]]:
