@@ -26,6 +26,9 @@ RUN_BEST_MODEL_FILE = "best.safetensors"  # best validation AUC, uncalibrated
 RUN_CALIBRATED_MODEL_FILE = "model.safetensors"  # the same weights + temperature, threshold, test metrics
 
 Arch = Literal["resnet18", "efficientnet_lite0"]
+# What the model was trained to look at: the whole image resized, or the normalised face crop of
+# `faces.normalise_face` (serving must then detect and crop faces the same way).
+Framing = Literal["whole_image", "face_crop"]
 
 
 class AugmentConfig(BaseModel):
@@ -62,6 +65,7 @@ class TrainConfig(BaseModel):
 
     arch: Arch = "efficientnet_lite0"
     in_chans: Literal[3, 4] = 4
+    framing: Framing = "whole_image"
     pretrained: bool = True
     input_size: int = Field(224, ge=32, le=1024)
     epochs: int = Field(10, ge=1)

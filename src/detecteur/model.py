@@ -21,7 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from detecteur.config import LABEL_NAMES, Arch
+from detecteur.config import LABEL_NAMES, Arch, Framing
 from detecteur.files import atomic_path
 from detecteur.preprocess import InputSpec
 
@@ -149,6 +149,7 @@ class ModelMetadata(BaseModel):
     arch: Arch
     input_size: int = Field(ge=32, le=1024)
     in_chans: Literal[3, 4]
+    framing: Framing = "whole_image"
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     labels: tuple[str, str] = LABEL_NAMES

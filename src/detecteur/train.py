@@ -265,6 +265,7 @@ def train(
                 arch=config.arch,
                 input_size=spec.input_size,
                 in_chans=spec.in_chans,
+                framing=config.framing,
                 mean=spec.mean,
                 std=spec.std,
                 metrics={"val_auc_at_training": val_auc, "epoch": epoch},
