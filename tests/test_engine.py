@@ -1,8 +1,15 @@
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from detecteur.engine import decide
+import numpy as np
+import pytest
+from PIL import Image
+
+from detecteur.engine import Detector, FaceVerdict, ImageVerdict, decide
+from detecteur.faces import FaceBox, normalise_face
+from detecteur.model import build, save_model
+from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for
 
 
@@ -33,3 +40,38 @@ def test_a_low_threshold_widens_the_synthetic_side() -> None:
     metadata = metadata_for(threshold=0.2, borderline_band=(0.15, 0.25))
     assert decide(0.3, metadata).verdict == "synthetic"
     assert decide(0.1, metadata).verdict == "authentic"
+
+
+@pytest.fixture(scope="module")
+def face_crop_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("face-model") / "face.safetensors"
+    save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(framing="face_crop"), path)
+    return path
+
+
+def test_a_face_crop_model_judges_each_detected_face(face_crop_model: Path) -> None:
+    detector = Detector(face_crop_model)
+    judged = detector.judge(Image.open(SAMPLES / "ffhq-real-00014.jpg").convert("RGB"))
+    assert judged.face_detected
+    assert len(judged.faces) == 1 and judged.faces[0].box is not None
+    assert 0.0 <= judged.most_suspicious.verdict.fake_probability <= 1.0
+
+
+def test_without_a_face_the_whole_image_is_judged_and_flagged(face_crop_model: Path) -> None:
+    judged = Detector(face_crop_model).judge(Image.new("RGB", (320, 200), (90, 90, 90)))
+    assert not judged.face_detected
+    assert [face.box for face in judged.faces] == [None]
+
+
+def test_the_image_verdict_is_its_most_suspicious_face() -> None:
+    metadata = metadata_for()
+    faces = [FaceVerdict(FaceBox(0, 0, 10, 10, 0.9), decide(p, metadata)) for p in (0.1, 0.8, 0.4)]
+    assert ImageVerdict(faces, face_detected=True).most_suspicious.verdict.fake_probability == 0.8
+
+
+def test_detector_crops_exactly_like_dataset_preparation(face_crop_model: Path) -> None:
+    image = Image.open(SAMPLES / "stylegan-fake-00ONA5N3VR.jpg").convert("RGB")
+    detector = Detector(face_crop_model)
+    (box, crop), *_ = detector.regions(image)[0]
+    assert box is not None
+    assert np.array_equal(np.asarray(crop), np.asarray(normalise_face(image, box, 64)))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from PIL import UnidentifiedImageError
@@ -13,6 +14,9 @@ from rich.console import Console
 from rich.table import Table
 
 from detecteur.config import Settings, TrainConfig
+
+if TYPE_CHECKING:
+    from detecteur.engine import ImageVerdict
 
 app = typer.Typer(no_args_is_help=True, help="Détecteur: is this face authentic or synthetic?")
 data_app = typer.Typer(no_args_is_help=True, help="Dataset manifests and the subject-grouped split.")
@@ -193,13 +197,26 @@ def ship(
     console.print(f"shipped {model_file} and {models_dir / 'MODEL_CARD.md'}")
 
 
+def _image_result(path: Path, judged: ImageVerdict) -> dict[str, object]:
+    top = judged.most_suspicious.verdict
+    return {
+        "image": str(path),
+        "verdict": top.verdict,
+        "fake_probability": top.fake_probability,
+        "confidence": top.confidence,
+        "face_detected": judged.face_detected,
+        "faces": [{"box": asdict(face.box) if face.box else None, **asdict(face.verdict)} for face in judged.faces],
+    }
+
+
 @app.command()
 def predict(
     images: Annotated[list[Path], typer.Argument(help="Image files to judge.")],
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Judge each image: fake probability (calibrated), verdict and confidence."""
+    """Judge each image: per face (or the whole image) a calibrated fake probability, verdict and confidence;
+    the image's verdict is its most suspicious face."""
     from detecteur.data import open_image
     from detecteur.engine import Detector
     from detecteur.model import ModelFileError
@@ -209,29 +226,38 @@ def predict(
         detector = Detector(model or settings.model_path, device=settings.device)
     except ModelFileError as error:
         raise _fail(str(error)) from error
-    results = []
+    results: list[dict[str, object]] = []
     for path in images:
         try:
-            verdict = detector.predict([open_image(path)])[0]
-            results.append({"image": str(path), **verdict.__dict__})
+            results.append(_image_result(path, detector.judge(open_image(path))))
         except (OSError, UnidentifiedImageError) as error:
             results.append({"image": str(path), "error": f"cannot read image: {error}"})
     if as_json:
         console.print_json(json.dumps({"model": detector.metadata.version, "results": results}))
     else:
         table = Table(title=f"model {detector.metadata.version} (threshold {detector.metadata.threshold:.3f})")
-        for column in ("image", "verdict", "fake probability", "confidence"):
+        for column in ("image", "verdict", "fake probability", "confidence", "faces"):
             table.add_column(column)
         for result in results:
             if "error" in result:
-                table.add_row(str(result["image"]), f"[red]{result['error']}", "", "")
+                table.add_row(str(result["image"]), "[red]unreadable", "", "", "")
+                continue
+            faces = result["faces"]
+            assert isinstance(faces, list)
+            if detector.metadata.framing == "whole_image":
+                found = "whole image"
             else:
-                table.add_row(
-                    str(result["image"]),
-                    str(result["verdict"]),
-                    f"{result['fake_probability']:.3f}",
-                    f"{result['confidence']:.1%}",
-                )
+                found = str(len(faces)) if result["face_detected"] else "none (whole image judged)"
+            table.add_row(
+                str(result["image"]),
+                str(result["verdict"]),
+                f"{result['fake_probability']:.3f}",
+                f"{result['confidence']:.1%}",
+                found,
+            )
         console.print(table)
-    if any("error" in result for result in results):
+    failures = [result for result in results if "error" in result]
+    for failure in failures:
+        errors.print(f"[bold red]error:[/] {failure['image']}: {failure['error']}", soft_wrap=True)
+    if failures:
         raise typer.Exit(code=1)

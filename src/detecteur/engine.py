@@ -1,4 +1,5 @@
-"""`Detector`: a model file loaded once, scoring face crops with the same `preprocess` as training."""
+"""`Detector`: a model file loaded once, judging images with the same face crop and `preprocess` as
+training."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Literal
 import torch
 from PIL import Image
 
+from detecteur.faces import FaceBox, FaceFinder, normalise_face
 from detecteur.metrics import fake_probabilities
 from detecteur.model import ModelMetadata, load_model
 from detecteur.preprocess import preprocess
@@ -19,9 +21,28 @@ VerdictLabel = Literal["authentic", "borderline", "synthetic"]
 
 @dataclass(frozen=True)
 class Verdict:
-    fake_probability: float  # calibrated with the model file's temperature
+    fake_probability: float  # calibrated with the model file's logit adjustment and temperature
     verdict: VerdictLabel
     confidence: float  # max(softmax): the probability of the more likely class
+
+
+@dataclass(frozen=True)
+class FaceVerdict:
+    """One judged region: a detected face, or the whole image when `box` is None."""
+
+    box: FaceBox | None
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class ImageVerdict:
+    faces: list[FaceVerdict]
+    face_detected: bool
+
+    @property
+    def most_suspicious(self) -> FaceVerdict:
+        """The image-level verdict: an image is as suspicious as its most suspicious face."""
+        return max(self.faces, key=lambda face: face.verdict.fake_probability)
 
 
 def decide(fake_probability: float, metadata: ModelMetadata) -> Verdict:
@@ -38,20 +59,45 @@ def decide(fake_probability: float, metadata: ModelMetadata) -> Verdict:
 
 
 class Detector:
-    """Loads a model file once; `predict` scores a list of face crops (or whole images) in batches."""
+    """Loads a model file once. `judge` finds and judges the faces of an image; `predict` scores model-ready
+    crops in batches."""
 
-    def __init__(self, model_path: Path, device: str = "cpu", batch_size: int = 32) -> None:
+    def __init__(
+        self, model_path: Path, device: str = "cpu", batch_size: int = 32, face_finder: FaceFinder | None = None
+    ) -> None:
         self.device = torch.device(device)
         self.model, self.metadata = load_model(model_path, self.device)
         self.batch_size = batch_size
+        self.face_finder = face_finder
+        if self.metadata.framing == "face_crop" and face_finder is None:
+            self.face_finder = FaceFinder()
+
+    def regions(self, image: Image.Image) -> tuple[list[tuple[FaceBox | None, Image.Image]], bool]:
+        """The crops this model judges in `image`, each with its face box, and whether a face was found.
+        A whole-image model judges the image itself; a face-crop model every detected face, or the whole
+        image framed the same way when no face is found."""
+        size = self.metadata.input_size
+        if self.face_finder is None or self.metadata.framing == "whole_image":
+            return [(None, image)], False
+        boxes = self.face_finder.detect(image)
+        if not boxes:
+            return [(None, normalise_face(image, None, size))], False
+        return [(box, normalise_face(image, box, size)) for box in boxes], True
 
     @torch.inference_mode()
-    def predict(self, images: Sequence[Image.Image]) -> list[Verdict]:
+    def predict(self, crops: Sequence[Image.Image]) -> list[Verdict]:
         spec = self.metadata.input_spec
         verdicts: list[Verdict] = []
-        for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([preprocess(image, spec) for image in images[start : start + self.batch_size]])
+        for start in range(0, len(crops), self.batch_size):
+            batch = torch.stack([preprocess(crop, spec) for crop in crops[start : start + self.batch_size]])
             logits = self.model(batch.to(self.device)).float().cpu().numpy()
             probabilities = fake_probabilities(logits, self.metadata.temperature, self.metadata.logit_adjustment)
             verdicts.extend(decide(float(p), self.metadata) for p in probabilities)
         return verdicts
+
+    def judge(self, image: Image.Image) -> ImageVerdict:
+        regions, face_detected = self.regions(image)
+        verdicts = self.predict([crop for _, crop in regions])
+        return ImageVerdict(
+            [FaceVerdict(box, verdict) for (box, _), verdict in zip(regions, verdicts, strict=True)], face_detected
+        )

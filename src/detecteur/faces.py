@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,8 @@ class FaceFinder:
         )
         self._detector = FaceDetector.create_from_options(options)
         self._lock = threading.Lock()
+        # Close before interpreter shutdown: mediapipe's own __del__ fails once its modules are torn down.
+        self._finalizer = weakref.finalize(self, self._detector.close)
 
     def detect(self, image: Image.Image) -> list[FaceBox]:
         """Faces in `image` (RGB), most confident first, clipped to the image."""
@@ -88,7 +91,7 @@ class FaceFinder:
         return sorted(boxes, key=lambda b: b.score, reverse=True)
 
     def close(self) -> None:
-        self._detector.close()
+        self._finalizer()
 
 
 def encode_face(image: Image.Image, box: FaceBox | None, output_size: int) -> bytes:
