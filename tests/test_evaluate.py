@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE
-from detecteur.evaluate import evaluate_folder, evaluate_run
+from detecteur.evaluate import PERTURBATIONS, evaluate_folder, evaluate_run, utkface_groups
 from detecteur.model import read_metadata
 
 FIGURES = (
@@ -22,7 +22,7 @@ FIGURES = (
 
 @pytest.fixture(scope="module")
 def run_report(toy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    return evaluate_run(toy_run, out_dir=tmp_path_factory.mktemp("report"))
+    return evaluate_run(toy_run, out_dir=tmp_path_factory.mktemp("report"), robustness=True)
 
 
 def test_evaluation_reports_test_metrics_and_draws_every_plot(run_report: dict[str, object]) -> None:
@@ -56,3 +56,28 @@ def test_any_real_fake_folder_can_be_evaluated_with_a_shipped_model(
     assert report["n"] == 160
     assert report["threshold"] == read_metadata(toy_run / RUN_CALIBRATED_MODEL_FILE).threshold
     assert (tmp_path / "report.json").is_file() and (tmp_path / "roc.png").is_file()
+
+
+def test_robustness_scores_the_test_split_under_each_degradation(run_report: dict[str, object]) -> None:
+    robustness = run_report["robustness"]
+    assert isinstance(robustness, dict)
+    assert set(robustness) == set(PERTURBATIONS)
+    # The toy task lives in the finest pixel pattern: blur and heavy JPEG must hurt it, mild JPEG less so.
+    assert robustness["gaussian_blur_sigma1"]["auc_drop"] > 0.1
+    assert robustness["jpeg_q90"]["auc_drop"] < robustness["jpeg_q50"]["auc_drop"] + 1e-9
+    report_md = (Path(str(run_report["report_dir"])) / "report.md").read_text()
+    assert "## Robustness" in report_md and "| jpeg_q75 |" in report_md
+
+
+@pytest.mark.parametrize(
+    ("name", "groups"),
+    [
+        ("10_0_0_20170103233459275.jpg.chip.jpg", ["age 0-17", "male", "White"]),
+        ("45_1_3_20170119.jpg.chip.jpg", ["age 40-59", "female", "Indian"]),
+        ("72_1_1_2017.jpg", ["age 60+", "female", "Black"]),
+        ("61_3_2_20170109.jpg", []),
+        ("real_1.jpg", []),
+    ],
+)
+def test_utkface_groups_come_from_the_file_name(name: str, groups: list[str]) -> None:
+    assert utkface_groups(Path(name)) == groups

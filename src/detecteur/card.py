@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
+from detecteur.evaluate import nested_table
 from detecteur.files import atomic_path, atomic_write_text
 from detecteur.model import read_metadata
 from detecteur.train import read_epoch_metrics
@@ -34,17 +34,7 @@ HEADLINE = (
     "ece",
     "false_positive_rate",
 )
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
-
-
-def _table(rows: dict[str, dict[str, Any]], columns: tuple[str, ...]) -> list[str]:
-    lines = ["| | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
-    for name, values in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_number(values.get(c)) for c in columns) + " |")
-    return lines
+ROBUSTNESS_COLUMNS = ("roc_auc", "auc_drop", "accuracy", "recall", "false_positive_rate")
 
 
 def ship(run_dir: Path, models_dir: Path, extra_reports: list[Path] | None = None) -> Path:
@@ -113,22 +103,36 @@ def ship(run_dir: Path, models_dir: Path, extra_reports: list[Path] | None = Non
         f"Held-out test split ({report['n']} images: {report['n_authentic']} authentic, "
         f"{report['n_synthetic']} synthetic), threshold {report['threshold']:.4f}:",
         "",
-        *_table({"test": report, "validation": report.get("validation", {})}, HEADLINE),
+        *nested_table({"test": report, "validation": report.get("validation", {})}, "split", HEADLINE),
         "",
         "Per source (test split):",
         "",
-        *_table(report.get("per_source", {}), ("n", *HEADLINE)),
+        *nested_table(report.get("per_source", {}), "source", ("n", *HEADLINE)),
         "",
         f"Calibration (test): ECE {report['calibration']['ece_before']:.4f} before, "
         f"{report['calibration']['ece_after']:.4f} after.",
         "",
     ]
+    if "robustness" in report:
+        lines += [
+            "Robustness (test split, each degradation applied to the face crop before the model):",
+            "",
+            *nested_table({"clean": report, **report["robustness"]}, "input", ROBUSTNESS_COLUMNS),
+            "",
+        ]
+    if "fairness_utkface" in report:
+        lines += [
+            "False-positive rate on UTKFace's real test faces by group (from the file names):",
+            "",
+            *nested_table(report["fairness_utkface"], "group", ("n", "false_positive_rate")),
+            "",
+        ]
     for extra in extra_reports or []:
         other = json.loads(extra.read_text())
         lines += [
             f"Cross-dataset: `{other['dataset']}`",
             "",
-            *_table({"cross-dataset": other}, ("n", *HEADLINE)),
+            *nested_table({"cross-dataset": other}, "set", ("n", *HEADLINE)),
             "",
         ]
     lines += [

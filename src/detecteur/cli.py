@@ -154,6 +154,7 @@ def evaluate(
     out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda …")] = None,
+    robustness: Annotated[bool, typer.Option(help="Also score the test split under JPEG/resize/blur.")] = False,
 ) -> None:
     """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images."""
     from detecteur.data import DataError
@@ -162,7 +163,7 @@ def evaluate(
 
     try:
         if run is not None:
-            report = evaluate_run(run, out_dir=out, device_name=device)
+            report = evaluate_run(run, out_dir=out, device_name=device, robustness=robustness)
         elif model is not None and data is not None:
             report = evaluate_folder(model, data, out_dir=out, device_name=device)
         else:

@@ -266,7 +266,7 @@ def stratified_subset(records: Sequence[ImageRecord], limit: int | None, seed: i
     return sorted(chosen, key=lambda r: str(r.path))
 
 
-def _recompress_jpeg(image: Image.Image, quality: int) -> Image.Image:
+def recompress_jpeg(image: Image.Image, quality: int) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
@@ -302,7 +302,7 @@ class TrainingTransform:
             if random.random() < self.augment.blur_probability:
                 image = image.filter(ImageFilter.GaussianBlur(random.uniform(*self.augment.blur_sigma)))
             if random.random() < self.augment.jpeg_probability:
-                image = _recompress_jpeg(image, random.randint(*self.augment.jpeg_quality))
+                image = recompress_jpeg(image, random.randint(*self.augment.jpeg_quality))
         return preprocess(image, self.spec)
 
 
@@ -328,12 +328,14 @@ def make_loader(
     seed: int,
     shuffle: bool,
     sample_weights: Sequence[float] | None = None,
+    transform: Callable[[Image.Image], torch.Tensor] | None = None,
 ) -> DataLoader[tuple[torch.Tensor, int]]:
-    """Batches of (model input, label); `augment=None` gives the exact serving transform.
+    """Batches of (model input, label); `augment=None` gives the exact serving transform, and `transform`
+    replaces both (evaluation under perturbations).
 
     With `sample_weights`, an epoch draws len(records) images with replacement in proportion to them.
     """
-    transform = TrainingTransform(spec, augment or AugmentConfig(enabled=False))
+    transform = transform or TrainingTransform(spec, augment or AugmentConfig(enabled=False))
     generator = torch.Generator().manual_seed(seed)
     sampler = None
     if sample_weights is not None:

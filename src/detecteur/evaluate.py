@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image, ImageFilter
 from torch import nn
 
 from detecteur import plots
@@ -24,7 +26,7 @@ from detecteur.config import (
     Settings,
     TrainConfig,
 )
-from detecteur.data import ImageRecord, make_loader, read_records, scan_dataset, select_split
+from detecteur.data import ImageRecord, make_loader, read_records, recompress_jpeg, scan_dataset, select_split
 from detecteur.files import atomic_write_text
 from detecteur.metrics import (
     FloatArray,
@@ -37,7 +39,7 @@ from detecteur.metrics import (
     has_both_classes,
 )
 from detecteur.model import load_model, pick_device, predict_logits, save_model
-from detecteur.preprocess import InputSpec
+from detecteur.preprocess import InputSpec, preprocess
 
 
 def _format_value(value: Any) -> str:
@@ -72,20 +74,22 @@ def _confusion_matrix_table(matrix: list[list[int]]) -> list[str]:
     return lines
 
 
-def _per_source_table(per_source: dict[str, dict[str, Any]]) -> list[str]:
-    # The threshold is shared by every source, and the confusion matrix does not fit in a cell.
-    columns: list[str] = []
-    for metrics in per_source.values():
-        columns += [
-            key for key, value in metrics.items() if _is_scalar(value) and key != "threshold" and key not in columns
-        ]
+def nested_table(rows: dict[str, dict[str, Any]], first_header: str, columns: Sequence[str] | None = None) -> list[str]:
+    """Markdown table, one row per key of `rows`; columns default to every scalar metric that appears
+    (the shared threshold excepted — the confusion matrix does not fit in a cell)."""
+    if columns is None:
+        columns = []
+        for metrics in rows.values():
+            columns += [
+                key for key, value in metrics.items() if _is_scalar(value) and key != "threshold" and key not in columns
+            ]
     lines = [
-        "| source | " + " | ".join(columns) + " |",
+        f"| {first_header} | " + " | ".join(columns) + " |",
         "| --- | " + " | ".join("---:" for _ in columns) + " |",
     ]
     lines += [
-        f"| {source} | " + " | ".join(_format_value(metrics.get(column)) for column in columns) + " |"
-        for source, metrics in per_source.items()
+        f"| {name} | " + " | ".join(_format_value(metrics.get(column)) for column in columns) + " |"
+        for name, metrics in rows.items()
     ]
     return lines
 
@@ -95,13 +99,13 @@ def _report_markdown(report: dict[str, Any]) -> str:
     lines += _key_value_table({key: value for key, value in report.items() if _is_scalar(value)})
     if "confusion_matrix" in report:
         lines += ["", "## Confusion matrix", "", *_confusion_matrix_table(report["confusion_matrix"])]
-    if "per_source" in report:
-        lines += ["", "## Per source", "", *_per_source_table(report["per_source"])]
     for key, value in report.items():
-        if key in ("confusion_matrix", "per_source") or _is_scalar(value):
+        if key == "confusion_matrix" or _is_scalar(value):
             continue
         lines += ["", f"## {key.replace('_', ' ').capitalize()}", ""]
-        if isinstance(value, dict):
+        if isinstance(value, dict) and value and all(isinstance(row, dict) for row in value.values()):
+            lines += nested_table(value, "source" if key == "per_source" else "")
+        elif isinstance(value, dict):
             lines += _key_value_table(value)
         else:
             lines += ["```json", json.dumps(value, indent=2), "```"]
@@ -125,6 +129,31 @@ def write_report(report: dict[str, Any], directory: Path) -> None:
 HARDEST_ERRORS_SHOWN = 12
 
 
+def _downscale_and_back(image: Image.Image) -> Image.Image:
+    half = image.resize((max(1, image.width // 2), max(1, image.height // 2)), Image.Resampling.BICUBIC)
+    return half.resize(image.size, Image.Resampling.BICUBIC)
+
+
+# Degradations real uploads suffer, applied to the model's input crop before `preprocess`.
+PERTURBATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
+    "jpeg_q90": lambda image: recompress_jpeg(image, 90),
+    "jpeg_q75": lambda image: recompress_jpeg(image, 75),
+    "jpeg_q50": lambda image: recompress_jpeg(image, 50),
+    "downscale_0.5x": _downscale_and_back,
+    "gaussian_blur_sigma1": lambda image: image.filter(ImageFilter.GaussianBlur(1.0)),
+}
+
+
+class PerturbedInput:
+    """The serving transform with a degradation applied first."""
+
+    def __init__(self, perturbation: Callable[[Image.Image], Image.Image], spec: InputSpec) -> None:
+        self.perturbation, self.spec = perturbation, spec
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return preprocess(self.perturbation(image), self.spec)
+
+
 def _score_records(
     model: nn.Module,
     records: list[ImageRecord],
@@ -132,8 +161,10 @@ def _score_records(
     device: torch.device,
     batch_size: int,
     num_workers: int,
+    perturbation: Callable[[Image.Image], Image.Image] | None = None,
 ) -> tuple[FloatArray, IntArray]:
-    loader = make_loader(records, spec, None, batch_size, num_workers, seed=0, shuffle=False)
+    transform = PerturbedInput(perturbation, spec) if perturbation else None
+    loader = make_loader(records, spec, None, batch_size, num_workers, seed=0, shuffle=False, transform=transform)
     logits, labels = predict_logits(model, loader, device)
     return logits.astype(np.float64), labels
 
@@ -175,7 +206,71 @@ def _draw_figures(labels: IntArray, raw: FloatArray, calibrated: FloatArray, mat
     return [str(path) for path in drawn]
 
 
-def evaluate_run(run_dir: Path, out_dir: Path | None = None, device_name: str | None = None) -> dict[str, Any]:
+UTKFACE_SOURCE = "utkface-real"
+UTKFACE_GENDERS = {"0": "male", "1": "female"}
+UTKFACE_RACES = {"0": "White", "1": "Black", "2": "Asian", "3": "Indian", "4": "Others"}
+
+
+def _age_group(age: int) -> str:
+    if age < 18:
+        return "age 0-17"
+    if age < 40:
+        return "age 18-39"
+    return "age 40-59" if age < 60 else "age 60+"
+
+
+def utkface_groups(path: Path) -> list[str]:
+    """Demographic groups from a UTKFace file name `age_gender_race_date…`; [] where it does not parse."""
+    parts = path.name.split("_")
+    if len(parts) < 4 or not parts[0].isdigit() or parts[1] not in UTKFACE_GENDERS or parts[2] not in UTKFACE_RACES:
+        return []
+    return [_age_group(int(parts[0])), UTKFACE_GENDERS[parts[1]], UTKFACE_RACES[parts[2]]]
+
+
+def _fairness(records: list[ImageRecord], labels: IntArray, probs: FloatArray, threshold: float) -> dict[str, Any]:
+    """False-positive rate on UTKFace's real faces by age group, gender and ethnicity (from file names)."""
+    by_group: dict[str, list[float]] = {}
+    for record, label, prob in zip(records, labels, probs, strict=True):
+        if record.source == UTKFACE_SOURCE and label == 0:
+            for group in utkface_groups(record.path):
+                by_group.setdefault(group, []).append(float(prob))
+    return {
+        group: {"n": len(values), "false_positive_rate": float(np.mean(np.asarray(values) >= threshold))}
+        for group, values in sorted(by_group.items())
+    }
+
+
+def _robustness(
+    model: nn.Module,
+    records: list[ImageRecord],
+    spec: InputSpec,
+    device: torch.device,
+    config: TrainConfig,
+    calibration: tuple[float, tuple[float, float], float],
+    clean_auc: float | None,
+) -> dict[str, dict[str, Any]]:
+    """Test AUC and accuracy under each of `PERTURBATIONS`, and the AUC drop from the clean test split."""
+    temperature, adjustment, threshold = calibration
+    table: dict[str, dict[str, Any]] = {}
+    for name, perturbation in PERTURBATIONS.items():
+        logits, labels = _score_records(
+            model, records, spec, device, config.batch_size, config.num_workers, perturbation
+        )
+        metrics = compute_metrics(labels, fake_probabilities(logits, temperature, adjustment), threshold)
+        auc = metrics["roc_auc"]
+        table[name] = {
+            "roc_auc": auc,
+            "accuracy": metrics["accuracy"],
+            "recall": metrics["recall"],
+            "false_positive_rate": metrics["false_positive_rate"],
+            "auc_drop": (clean_auc - auc) if clean_auc is not None and auc is not None else None,
+        }
+    return table
+
+
+def evaluate_run(
+    run_dir: Path, out_dir: Path | None = None, device_name: str | None = None, robustness: bool = False
+) -> dict[str, Any]:
     """Calibrate a run's best model on its validation split and report on its test split.
 
     Temperature and decision threshold are fitted on validation only; the test split is touched once,
@@ -226,6 +321,13 @@ def evaluate_run(run_dir: Path, out_dir: Path | None = None, device_name: str | 
         "figures": figures,
         "report_dir": str(out_dir),
     }
+    fairness = _fairness(test_records, test_labels, test_probs, threshold)
+    if fairness:
+        report["fairness_utkface"] = fairness
+    if robustness:
+        report["robustness"] = _robustness(
+            model, test_records, spec, device, config, (temperature, adjustment, threshold), metrics["roc_auc"]
+        )
     write_report(report, out_dir)
 
     low, high = metadata.borderline_band
