@@ -1,10 +1,11 @@
-# Détecteur — `make run` installs everything into .venv and runs the main job; `make test` runs every check.
+# Détecteur — `make run` installs everything into .venv and serves the API with the shipped model on
+# http://127.0.0.1:8000; `make test` runs every check; `make predict` judges the sample images from the CLI.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLES := tests/data/samples/*.jpg
 
-.PHONY: install run test lint typecheck pytest clean
+.PHONY: install run predict test lint typecheck pytest clean
 
 install: $(VENV)/.installed
 
@@ -16,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
+	$(BIN)/detecteur serve
+
+predict: install
 	$(BIN)/detecteur predict $(SAMPLES)
 
 lint: install

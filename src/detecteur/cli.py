@@ -90,6 +90,23 @@ def data_split(
 
 
 @app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
+) -> None:
+    """Run the HTTP API (and, once built, the dashboard) with the model loaded once."""
+    import uvicorn
+
+    from detecteur.api.app import create_app
+
+    overrides = {"host": host, "port": port, "model_path": model}
+    settings = Settings().model_copy(update={key: value for key, value in overrides.items() if value is not None})
+    console.print(f"serving {settings.model_path} on http://{settings.host}:{settings.port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
 def train(
     split: Annotated[Path, typer.Option(help="Split CSV from `detecteur data split`.")],
     out: Annotated[Path, typer.Option(help="Run directory to write.")],

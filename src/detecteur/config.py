@@ -100,3 +100,12 @@ class Settings(BaseSettings):
     model_path: Path = Path("models/detecteur-efficientnet_lite0-0.1.0.safetensors")
     device: str = "cpu"
     batch_size: int = Field(32, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # Inference runs in at most this many worker threads, so the event loop never blocks on the model.
+    inference_threads: int = Field(2, ge=1)
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
+    max_pixels: int = Field(40_000_000, ge=10_000)
+    max_files: int = Field(8, ge=1)
+    # Origins allowed to call the API from a browser: the dashboard's own, and the seed's dev client.
+    cors_origins: list[str] = ["http://127.0.0.1:8000", "http://localhost:8000", "http://localhost:3000"]

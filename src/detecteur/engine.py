@@ -3,6 +3,7 @@ training."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ class FaceVerdict:
 class ImageVerdict:
     faces: list[FaceVerdict]
     face_detected: bool
+    faces_ms: float = 0.0  # face detection and cropping
+    model_ms: float = 0.0  # preprocessing and the model
 
     @property
     def most_suspicious(self) -> FaceVerdict:
@@ -96,8 +99,19 @@ class Detector:
         return verdicts
 
     def judge(self, image: Image.Image) -> ImageVerdict:
+        started = time.perf_counter()
         regions, face_detected = self.regions(image)
+        cropped = time.perf_counter()
         verdicts = self.predict([crop for _, crop in regions])
+        finished = time.perf_counter()
         return ImageVerdict(
-            [FaceVerdict(box, verdict) for (box, _), verdict in zip(regions, verdicts, strict=True)], face_detected
+            [FaceVerdict(box, verdict) for (box, _), verdict in zip(regions, verdicts, strict=True)],
+            face_detected,
+            faces_ms=(cropped - started) * 1000,
+            model_ms=(finished - cropped) * 1000,
         )
+
+    def warm_up(self) -> None:
+        """One throw-away inference so the first request does not pay for lazy initialisation."""
+        size = self.metadata.input_size
+        self.judge(Image.new("RGB", (size, size), (128, 128, 128)))

@@ -29,6 +29,9 @@ DEFAULT_DETECTOR_FILE = ASSETS / "face_detection_short_range.tflite"
 FACE_MARGIN = 1.4
 NORMALISED_JPEG_QUALITY = 90
 MIN_DETECTION_CONFIDENCE = 0.5
+# Faces beyond the most confident one need stronger evidence: a spurious second "face" would get a verdict
+# of its own, and an image is judged by its most suspicious face.
+SECONDARY_FACE_CONFIDENCE = 0.7
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class FaceFinder:
         self._finalizer = weakref.finalize(self, self._detector.close)
 
     def detect(self, image: Image.Image) -> list[FaceBox]:
-        """Faces in `image` (RGB), most confident first, clipped to the image."""
+        """Faces in `image` (RGB), most confident first, clipped to the image: the best one if it reaches
+        `MIN_DETECTION_CONFIDENCE`, others only if they reach `SECONDARY_FACE_CONFIDENCE`."""
         import mediapipe as mp
 
         pixels = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
@@ -88,7 +92,8 @@ class FaceFinder:
             if right > left and bottom > top:
                 score = float(detection.categories[0].score) if detection.categories else 0.0
                 boxes.append(FaceBox(left, top, right - left, bottom - top, score))
-        return sorted(boxes, key=lambda b: b.score, reverse=True)
+        boxes.sort(key=lambda b: b.score, reverse=True)
+        return boxes[:1] + [box for box in boxes[1:] if box.score >= SECONDARY_FACE_CONFIDENCE]
 
     def close(self) -> None:
         self._finalizer()

@@ -1,0 +1,1 @@
+"""HTTP API: routes, schemas, errors, limits and metrics. No model logic lives here."""

@@ -1,0 +1,272 @@
+"""FastAPI application: the model is loaded once per process in `lifespan`, inference runs in a bounded
+thread pool, every failure is a JSON error with a stable code. Routes are thin: the work is in `imaging`
+(decoding untrusted bytes) and `engine` (faces and verdicts)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from detecteur.api.schemas import (
+    Box,
+    ErrorResponse,
+    FaceResult,
+    Health,
+    ImageResult,
+    ModelInfo,
+    PredictResponse,
+    SeedPredictResponse,
+    SeedRawScores,
+    Timings,
+)
+from detecteur.api.telemetry import Telemetry
+from detecteur.config import Settings
+from detecteur.engine import Detector, ImageVerdict
+from detecteur.imaging import ImageError, decode_image, read_limited
+from detecteur.model import ModelFileError
+
+log = logging.getLogger("detecteur.api")
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 413, 415, 422, 503)
+}
+
+
+class ServiceError(Exception):
+    """An error the API reports as `{"error": {"code", "message"}}` with its HTTP status."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    detector: Detector | None = None
+    load_error: str | None = None
+    limiter: anyio.CapacityLimiter | None = None
+
+
+def ready_detector(request: Request) -> Detector:
+    """The loaded model, or a 503 saying whether it is still loading or could not be loaded."""
+    state: ServiceState = request.app.state.service
+    if state.detector is None:
+        if state.load_error:
+            raise ServiceError(503, "model_unavailable", f"the model could not be loaded: {state.load_error}")
+        raise ServiceError(503, "model_loading", "the model is still loading; retry shortly")
+    return state.detector
+
+
+ReadyDetector = Annotated[Detector, Depends(ready_detector)]
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def create_app(
+    settings: Settings | None = None, load_detector: Callable[[Settings], Detector] | None = None
+) -> FastAPI:
+    """The service. `load_detector` replaces loading `settings.model_path` (tests inject a small model)."""
+    settings = settings or Settings()
+    state = ServiceState(settings)
+    loader = load_detector or _load_detector
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.limiter = anyio.CapacityLimiter(settings.inference_threads)
+
+        async def load() -> None:
+            try:
+                state.detector = await anyio.to_thread.run_sync(loader, settings)
+                log.info("model %s ready", state.detector.metadata.version)
+            except (ModelFileError, OSError) as error:
+                state.load_error = str(error)
+                log.error("model not loaded: %s", error)
+
+        # Load in the background: the server answers /health (503) at once and turns ready when loaded.
+        loading = asyncio.create_task(load())
+        try:
+            yield
+        finally:
+            loading.cancel()
+
+    app = FastAPI(
+        title="Détecteur",
+        summary="Is the face in this image authentic or synthetic / manipulated — how sure, and why.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.add_middleware(
+        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+    )
+    app.middleware("http")(state.telemetry.middleware)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
+        headers = {"Retry-After": "5"} if error.status == 503 else None
+        return _error(error.status, error.code, error.message, headers)
+
+    @app.exception_handler(ImageError)
+    async def _image_error(request: Request, error: ImageError) -> JSONResponse:
+        return _error(error.http_status, error.code, str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in issue['loc'])}: {issue['msg']}" for issue in error.errors()
+        )
+        return _error(422, "invalid_request", problems or "the request does not match the API")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return _error(error.status_code, code, str(error.detail))
+
+    @app.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["service"])
+    async def health() -> JSONResponse:
+        """Liveness and readiness: 200 once the model is loaded, 503 before (or if it cannot be)."""
+        if state.detector is not None:
+            body = Health(status="ok", model_loaded=True, model_version=state.detector.metadata.version)
+            return JSONResponse(body.model_dump())
+        status = "unavailable" if state.load_error else "loading"
+        return JSONResponse(Health(status=status, model_loaded=False, detail=state.load_error).model_dump(), 503)
+
+    @app.get("/v1/model", response_model=ModelInfo, responses=ERROR_RESPONSES, tags=["model"])
+    async def model_info(detector: ReadyDetector) -> ModelInfo:
+        """The running model: what it is, its calibration, and its measured figures."""
+        metadata = detector.metadata
+        return ModelInfo(
+            **metadata.model_dump(include=set(ModelInfo.model_fields) - {"figures"}),
+            figures=[f"/v1/model/figures/{path.name}" for path in _figures(settings)],
+        )
+
+    @app.get("/v1/model/figures/{name}", tags=["model"], responses={404: {"model": ErrorResponse}})
+    async def model_figure(name: str) -> FileResponse:
+        """A figure of the model card (PNG), drawn from the training run's files."""
+        for path in _figures(settings):
+            if path.name == name:
+                return FileResponse(path, media_type="image/png")
+        raise ServiceError(404, "not_found", f"no figure named {name!r}")
+
+    @app.post("/v1/predict", response_model=PredictResponse, responses=ERROR_RESPONSES, tags=["predict"])
+    async def predict(
+        request: Request,
+        detector: ReadyDetector,
+        file: Annotated[UploadFile | None, File(description="One image.")] = None,
+        files: Annotated[list[UploadFile] | None, File(description="Several images.")] = None,
+    ) -> PredictResponse:
+        """Find the faces in each image and judge every one. An image's verdict is its most suspicious face;
+        with no face found, the whole image is judged and `face_detected` is false."""
+        uploads = ([file] if file else []) + (files or [])
+        if not uploads:
+            raise ServiceError(422, "missing_file", "send an image in the multipart field 'file' (or 'files')")
+        if len(uploads) > settings.max_files:
+            raise ServiceError(413, "too_many_files", f"{len(uploads)} files sent; the limit is {settings.max_files}")
+        results = [await _judge_upload(upload, detector) for upload in uploads]
+        metadata = detector.metadata
+        return PredictResponse(
+            model_version=metadata.version,
+            threshold=metadata.threshold,
+            borderline_band=metadata.borderline_band,
+            results=results,
+        )
+
+    @app.post("/predict", response_model=SeedPredictResponse, responses=ERROR_RESPONSES, tags=["predict"])
+    async def seed_predict(
+        detector: ReadyDetector, file: Annotated[UploadFile, File(description="One image.")]
+    ) -> SeedPredictResponse:
+        """Compatibility with the seed's web client: `result` is "Fake" when the most suspicious face is at or
+        above the model's threshold; `confidence` is the percent probability of that result."""
+        result = await _judge_upload(file, detector)
+        fake = result.fake_probability
+        is_fake = fake >= detector.metadata.threshold
+        return SeedPredictResponse(
+            result="Fake" if is_fake else "Real",
+            confidence=round(100 * (fake if is_fake else 1 - fake), 2),
+            raw_scores=SeedRawScores(fake=fake, real=1 - fake),
+        )
+
+    @app.get("/metrics", tags=["service"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(state.telemetry.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def _judge_upload(upload: UploadFile, detector: Detector) -> ImageResult:
+        started = time.perf_counter()
+        data = read_limited(upload.file, settings.max_upload_bytes)
+
+        def work() -> tuple[ImageResult, ImageVerdict]:
+            decoded = decode_image(data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes)
+            decoded_at = time.perf_counter()
+            judged = detector.judge(decoded.image)
+            top = judged.most_suspicious.verdict
+            total = (time.perf_counter() - started) * 1000
+            return (
+                ImageResult(
+                    filename=upload.filename,
+                    width=decoded.width,
+                    height=decoded.height,
+                    face_detected=judged.face_detected,
+                    verdict=top.verdict,
+                    fake_probability=top.fake_probability,
+                    confidence=top.confidence,
+                    faces=[
+                        FaceResult(box=Box(**asdict(face.box)) if face.box else None, **asdict(face.verdict))
+                        for face in judged.faces
+                    ],
+                    timings=Timings(
+                        decode_ms=(decoded_at - started) * 1000,
+                        faces_ms=judged.faces_ms,
+                        model_ms=judged.model_ms,
+                        total_ms=total,
+                    ),
+                ),
+                judged,
+            )
+
+        result, judged = await anyio.to_thread.run_sync(work, limiter=state.limiter)
+        state.telemetry.model_seconds.observe((judged.faces_ms + judged.model_ms) / 1000)
+        state.telemetry.faces_per_image.observe(len(judged.faces) if judged.face_detected else 0)
+        log.info(
+            json.dumps(
+                {
+                    "event": "judged",
+                    "verdict": result.verdict,
+                    "faces": len(result.faces),
+                    "face_detected": result.face_detected,
+                    "total_ms": round(result.timings.total_ms, 1),
+                }
+            )
+        )
+        return result
+
+    return app
+
+
+def _load_detector(settings: Settings) -> Detector:
+    detector = Detector(settings.model_path, device=settings.device, batch_size=settings.batch_size)
+    detector.warm_up()
+    return detector
+
+
+def _figures(settings: Settings) -> list[Path]:
+    folder = settings.model_path.parent / "figures"
+    return sorted(folder.glob("*.png")) if folder.is_dir() else []
