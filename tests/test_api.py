@@ -248,3 +248,16 @@ def test_openapi_docs_describe_every_route(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/health", "/v1/model", "/v1/predict", "/predict", "/metrics"} <= set(paths)
     assert client.get("/docs").status_code == 200
+
+
+def test_explain_returns_a_heatmap_of_the_crop_size_that_is_not_constant(client: TestClient, model_file: Path) -> None:
+    import base64
+
+    face = client.post("/v1/predict?explain=true", files={"file": ("f.jpg", FACE.read_bytes())}).json()
+    (result,) = face["results"][0]["faces"]
+    heatmap = Image.open(io.BytesIO(base64.b64decode(result["heatmap_png"])))
+    size = read_metadata(model_file).input_size
+    assert heatmap.size == (size, size)
+    assert np.asarray(heatmap).std() > 1.0
+    plain = post_image(client, FACE.read_bytes()).json()["results"][0]["faces"][0]
+    assert plain["heatmap_png"] is None

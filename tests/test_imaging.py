@@ -171,12 +171,12 @@ def test_a_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white() -> None:
 
 
 def test_a_32_bit_integer_tiff_is_read_as_16_bit_samples() -> None:
-    samples = np.tile(np.array([0, 65535], dtype=np.int32).repeat(16), (16, 1))
+    samples = np.tile(np.array([0, 32896, 65535], dtype=np.int32).repeat(16), (16, 1))
 
     decoded = decode_image(encode(Image.fromarray(samples), "TIFF"))
 
     assert decoded.original_mode == "I"
-    assert [decoded.image.getpixel((x, 8)) for x in (0, 16)] == [(0, 0, 0), WHITE]
+    assert [decoded.image.getpixel((x, 8)) for x in (0, 16, 32)] == [(0, 0, 0), (128, 128, 128), WHITE]
 
 
 def test_a_float_tiff_in_the_unit_range_is_scaled_to_8_bits() -> None:
@@ -412,6 +412,7 @@ def test_a_30000_square_png_of_zeros_is_too_large_without_being_decoded() -> Non
 
     assert caught.value.code == "too_many_pixels"
     assert caught.value.http_status == 413
+    assert str(caught.value) == "image has 900000000 pixels; the limit is 40000000"
 
 
 @pytest.mark.usefixtures("decoding_forbidden")

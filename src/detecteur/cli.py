@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from PIL import UnidentifiedImageError
 from rich.console import Console
 from rich.table import Table
 
@@ -237,6 +236,7 @@ def predict(
     the image's verdict is its most suspicious face."""
     from detecteur.data import open_image
     from detecteur.engine import Detector
+    from detecteur.imaging import ImageError
     from detecteur.model import ModelFileError
 
     settings = Settings()
@@ -248,7 +248,7 @@ def predict(
     for path in images:
         try:
             results.append(_image_result(path, detector.judge(open_image(path))))
-        except (OSError, UnidentifiedImageError) as error:
+        except (OSError, ImageError) as error:
             results.append({"image": str(path), "error": f"cannot read image: {error}"})
     if as_json:
         console.print_json(json.dumps({"model": detector.metadata.version, "results": results}))

@@ -18,7 +18,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import torch
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter
 from rich.progress import track
 from sklearn.model_selection import StratifiedGroupKFold
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
@@ -26,6 +26,7 @@ from torchvision.transforms import v2
 
 from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig
 from detecteur.files import atomic_path
+from detecteur.imaging import decode_image
 from detecteur.preprocess import InputSpec, image_to_unit_tensor, laplacian_map, preprocess
 
 CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
@@ -54,9 +55,9 @@ class ImageRecord:
 
 
 def open_image(path: Path) -> Image.Image:
-    """RGB image from a dataset file, upright per its EXIF orientation."""
-    with Image.open(path) as image:
-        return ImageOps.exif_transpose(image).convert("RGB")
+    """RGB image from a file, upright per its EXIF orientation — decoded exactly as the service decodes an
+    upload (`imaging.decode_image`), so training and serving see the same pixels. Raises `ImageError`."""
+    return decode_image(path.read_bytes()).image
 
 
 def _image_files(folder: Path) -> list[Path]:

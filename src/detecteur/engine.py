@@ -12,6 +12,7 @@ from typing import Literal
 import torch
 from PIL import Image
 
+from detecteur.explain import grad_cam, overlay_png
 from detecteur.faces import FaceBox, FaceFinder, normalise_face
 from detecteur.metrics import fake_probabilities
 from detecteur.model import ModelMetadata, load_model
@@ -33,6 +34,7 @@ class FaceVerdict:
 
     box: FaceBox | None
     verdict: Verdict
+    heatmap_png: bytes | None = None  # Grad-CAM overlay on the crop, when asked for
 
 
 @dataclass(frozen=True)
@@ -98,14 +100,24 @@ class Detector:
             verdicts.extend(decide(float(p), self.metadata) for p in probabilities)
         return verdicts
 
-    def judge(self, image: Image.Image) -> ImageVerdict:
+    def explain(self, crop: Image.Image) -> bytes:
+        """Grad-CAM overlay (PNG) of the evidence for the model's verdict in one model-ready crop."""
+        model_input = preprocess(crop, self.metadata.input_spec).to(self.device)
+        return overlay_png(crop.resize((self.metadata.input_size,) * 2), grad_cam(self.model, model_input))
+
+    def judge(self, image: Image.Image, explain: bool = False) -> ImageVerdict:
+        """Verdicts for every face in `image` (see `regions`); with `explain`, a heatmap for each."""
         started = time.perf_counter()
         regions, face_detected = self.regions(image)
         cropped = time.perf_counter()
         verdicts = self.predict([crop for _, crop in regions])
+        heatmaps = [self.explain(crop) if explain else None for _, crop in regions]
         finished = time.perf_counter()
         return ImageVerdict(
-            [FaceVerdict(box, verdict) for (box, _), verdict in zip(regions, verdicts, strict=True)],
+            [
+                FaceVerdict(box, verdict, heatmap)
+                for (box, _), verdict, heatmap in zip(regions, verdicts, heatmaps, strict=True)
+            ],
             face_detected,
             faces_ms=(cropped - started) * 1000,
             model_ms=(finished - cropped) * 1000,

@@ -191,11 +191,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
     others clipped to [0, 255].
     """
     if image.mode in _SIXTEEN_BIT_MODES:
-        samples = np.asarray(image).astype(np.float64)
-        gray = np.round(np.clip(samples, 0, 0xFFFF) / 257).astype(np.uint8)
+        # Integer arithmetic in 32 bits: a float64 copy of a 40 Mpx image would take 320 MB.
+        samples = np.clip(np.asarray(image), 0, 0xFFFF).astype(np.uint32)
+        gray = ((samples * 255 + 0x7FFF) // 0xFFFF).astype(np.uint8)
         return Image.fromarray(gray).convert("RGB")
     if image.mode == "F":
-        samples = np.nan_to_num(np.asarray(image).astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        samples = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
         if samples.size and float(samples.max()) <= 1.0:
             samples = samples * 255
         return Image.fromarray(np.round(np.clip(samples, 0, 255)).astype(np.uint8)).convert("RGB")
@@ -248,10 +249,16 @@ def _check_dimensions(size: tuple[int, int], *, max_pixels: int, min_side: int) 
         raise ImageTooSmall(f"image is {width}×{height} pixels; each side must be at least {min_side} pixels")
 
 
+# Pillow raises its guard from inside Image.open, before the caller can see the size; its message carries the count.
+_PILLOW_PIXEL_COUNT = re.compile(r"Image size \((\d+) pixels\)")
+
+
 def _pillow_bomb_guard_tripped(exc: Exception, max_pixels: int) -> ImageTooLarge:
     pillow_limit = Image.MAX_IMAGE_PIXELS or 0
-    exceeded = 2 * pillow_limit if isinstance(exc, Image.DecompressionBombError) else pillow_limit
     limit = min(max_pixels, pillow_limit) if pillow_limit else max_pixels
+    if counted := _PILLOW_PIXEL_COUNT.search(str(exc)):
+        return ImageTooLarge(f"image has {counted.group(1)} pixels; the limit is {limit}")
+    exceeded = 2 * pillow_limit if isinstance(exc, Image.DecompressionBombError) else pillow_limit
     return ImageTooLarge(f"image has more than {exceeded} pixels; the limit is {limit}")
 
 

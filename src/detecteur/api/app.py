@@ -5,6 +5,7 @@ thread pool, every failure is a JSON error with a stable code. Routes are thin: 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -172,6 +173,7 @@ def create_app(
         detector: ReadyDetector,
         file: Annotated[UploadFile | None, File(description="One image.")] = None,
         files: Annotated[list[UploadFile] | None, File(description="Several images.")] = None,
+        explain: Annotated[bool, Query(description="Add a Grad-CAM heatmap (base64 PNG) per face.")] = False,
     ) -> PredictResponse:
         """Find the faces in each image and judge every one. An image's verdict is its most suspicious face;
         with no face found, the whole image is judged and `face_detected` is false."""
@@ -180,7 +182,7 @@ def create_app(
             raise ServiceError(422, "missing_file", "send an image in the multipart field 'file' (or 'files')")
         if len(uploads) > settings.max_files:
             raise ServiceError(413, "too_many_files", f"{len(uploads)} files sent; the limit is {settings.max_files}")
-        results = [await _judge_upload(upload, detector) for upload in uploads]
+        results = [await _judge_upload(upload, detector, explain) for upload in uploads]
         metadata = detector.metadata
         return PredictResponse(
             model_version=metadata.version,
@@ -209,14 +211,14 @@ def create_app(
         """Prometheus metrics."""
         return Response(state.telemetry.exposition(), media_type="text/plain; version=0.0.4")
 
-    async def _judge_upload(upload: UploadFile, detector: Detector) -> ImageResult:
+    async def _judge_upload(upload: UploadFile, detector: Detector, explain: bool = False) -> ImageResult:
         started = time.perf_counter()
         data = read_limited(upload.file, settings.max_upload_bytes)
 
         def work() -> tuple[ImageResult, ImageVerdict]:
             decoded = decode_image(data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes)
             decoded_at = time.perf_counter()
-            judged = detector.judge(decoded.image)
+            judged = detector.judge(decoded.image, explain=explain)
             top = judged.most_suspicious.verdict
             total = (time.perf_counter() - started) * 1000
             return (
@@ -229,7 +231,11 @@ def create_app(
                     fake_probability=top.fake_probability,
                     confidence=top.confidence,
                     faces=[
-                        FaceResult(box=Box(**asdict(face.box)) if face.box else None, **asdict(face.verdict))
+                        FaceResult(
+                            box=Box(**asdict(face.box)) if face.box else None,
+                            heatmap_png=base64.b64encode(face.heatmap_png).decode() if face.heatmap_png else None,
+                            **asdict(face.verdict),
+                        )
                         for face in judged.faces
                     ],
                     timings=Timings(

@@ -1,0 +1,54 @@
+"""Grad-CAM: where in the face crop the evidence for the model's verdict lies.
+
+Own small implementation on the backbone's last convolutional feature map (timm's `forward_features` /
+`forward_head` split, the same for every architecture the factory builds): the gradient of the margin of
+the predicted class over the other weights each feature channel; the weighted sum, rectified and upsampled,
+is the heatmap — the regions that pushed the model toward its verdict.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from detecteur.config import AUTHENTIC, SYNTHETIC
+
+OVERLAY_OPACITY = 0.45
+
+
+def grad_cam(model: nn.Module, model_input: torch.Tensor) -> np.ndarray:
+    """H×W heatmap on [0, 1] for one C×H×W model input, for the class the model predicts; all zeros when
+    no region pushes toward it."""
+    model.eval()
+    with torch.enable_grad():
+        inputs = model_input.unsqueeze(0).detach()
+        features = model.forward_features(inputs)  # type: ignore[operator]
+        features.retain_grad()
+        logits = model.forward_head(features)  # type: ignore[operator]
+        predicted = int(logits[0].argmax())
+        other = AUTHENTIC if predicted == SYNTHETIC else SYNTHETIC
+        evidence = logits[0, predicted] - logits[0, other]
+        (gradients,) = torch.autograd.grad(evidence, features)
+    channel_weights = gradients.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((channel_weights * features.detach()).sum(dim=1, keepdim=True))
+    cam = F.interpolate(cam, size=model_input.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+    peak = cam.max()
+    heatmap = (cam / peak) if peak > 0 else torch.zeros_like(cam)
+    result: np.ndarray = heatmap.cpu().numpy().astype(np.float32)
+    return result
+
+
+def overlay_png(crop: Image.Image, heatmap: np.ndarray) -> bytes:
+    """PNG of the crop with the heatmap blended over it (inferno colour map), at the crop's size."""
+    colours = matplotlib.colormaps["inferno"](heatmap)[..., :3]
+    heat = Image.fromarray((colours * 255).astype(np.uint8)).resize(crop.size, Image.Resampling.BILINEAR)
+    blended = Image.blend(crop.convert("RGB"), heat, OVERLAY_OPACITY)
+    buffer = io.BytesIO()
+    blended.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
