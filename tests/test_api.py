@@ -261,3 +261,18 @@ def test_explain_returns_a_heatmap_of_the_crop_size_that_is_not_constant(client:
     assert np.asarray(heatmap).std() > 1.0
     plain = post_image(client, FACE.read_bytes()).json()["results"][0]["faces"][0]
     assert plain["heatmap_png"] is None
+
+
+def test_a_body_over_the_request_limit_is_refused_before_it_is_parsed(client: TestClient, settings: Settings) -> None:
+    limit = settings.max_files * settings.max_upload_bytes + 64 * 1024
+    huge = b"x" * (limit + 1)
+    response = client.post("/v1/predict", content=huge, headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted while it streams
+        for _ in range(limit // 65536 + 2):
+            yield b"y" * 65536
+
+    streamed = client.post("/v1/predict", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
+    assert streamed.status_code == 413
+    assert client.get("/health").status_code == 200

@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from detecteur.api.limits import BodySizeLimit
 from detecteur.api.schemas import (
     Box,
     ErrorResponse,
@@ -42,6 +43,7 @@ from detecteur.model import ModelFileError
 
 log = logging.getLogger("detecteur.api")
 
+MULTIPART_OVERHEAD = 64 * 1024
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 413, 415, 422, 503)
 }
@@ -119,6 +121,8 @@ def create_app(
         CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
     )
     app.middleware("http")(state.telemetry.middleware)
+    # Room for every allowed file at its limit plus the multipart framing.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_files * settings.max_upload_bytes + MULTIPART_OVERHEAD)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
