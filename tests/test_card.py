@@ -14,13 +14,14 @@ from detecteur.model import load_model
 def shipped(toy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     evaluate_run(toy_run)
     models_dir = tmp_path_factory.mktemp("models")
-    return ship(toy_run, models_dir), models_dir
+    return ship(toy_run, models_dir, "9.9.9"), models_dir
 
 
 def test_shipping_copies_the_calibrated_model_under_its_versioned_name(shipped: tuple[Path, Path]) -> None:
     model_file, _ = shipped
-    assert model_file.name == "detecteur-efficientnet_lite0-0.1.0.safetensors"
+    assert model_file.name == "detecteur-efficientnet_lite0-9.9.9.safetensors"
     _, metadata = load_model(model_file)
+    assert metadata.version == "9.9.9"
     assert metadata.metrics["test"]["n"] == 16
     assert model_file.stat().st_mode & 0o044 == 0o044  # readable by a service user
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
 from detecteur.evaluate import nested_table
-from detecteur.files import atomic_path, atomic_write_text
-from detecteur.model import read_metadata
+from detecteur.files import atomic_write_text
+from detecteur.model import load_model, save_model
 from detecteur.train import read_epoch_metrics
 
 # Licences as stated in each dataset's PROVENANCE.md (../shared/datasets/*/PROVENANCE.md).
@@ -37,16 +37,17 @@ HEADLINE = (
 ROBUSTNESS_COLUMNS = ("roc_auc", "auc_drop", "accuracy", "recall", "false_positive_rate")
 
 
-def ship(run_dir: Path, models_dir: Path, extra_reports: list[Path] | None = None) -> Path:
-    """Copy `run_dir`'s calibrated model to `models_dir/detecteur-<arch>-<version>.safetensors`, its figures
-    to `models_dir/figures/`, and write `models_dir/MODEL_CARD.md`. Returns the model file path."""
-    metadata = read_metadata(run_dir / RUN_CALIBRATED_MODEL_FILE)
+def ship(run_dir: Path, models_dir: Path, version: str, extra_reports: list[Path] | None = None) -> Path:
+    """Write `run_dir`'s calibrated model as `models_dir/detecteur-<arch>-<version>.safetensors` (its metadata
+    version set to `version`), its figures to `models_dir/figures/`, and `models_dir/MODEL_CARD.md`.
+    Returns the model file path."""
+    model, metadata = load_model(run_dir / RUN_CALIBRATED_MODEL_FILE)
+    metadata = metadata.model_copy(update={"version": version})
     report = json.loads((run_dir / "report" / "report.json").read_text())
     description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
     epochs = read_epoch_metrics(run_dir)
-    model_file = models_dir / f"detecteur-{metadata.arch}-{metadata.version.split('+')[0]}.safetensors"
-    with atomic_path(model_file) as temporary:
-        shutil.copyfile(run_dir / RUN_CALIBRATED_MODEL_FILE, temporary)
+    model_file = models_dir / f"detecteur-{metadata.arch}-{version}.safetensors"
+    save_model(model, metadata, model_file)
     figures = models_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for figure in report["figures"]:
@@ -64,8 +65,9 @@ def ship(run_dir: Path, models_dir: Path, extra_reports: list[Path] | None = Non
         "",
         "## Model",
         "",
-        f"- Version `{metadata.version}`, architecture `{metadata.arch}`, {metadata.in_chans} input channels "
-        f"({'RGB + Laplacian' if metadata.in_chans == 4 else 'RGB'}), input {metadata.input_size} px.",
+        f"- Version `{metadata.version}` (run `{run_dir.name}`), architecture `{metadata.arch}`, "
+        f"{metadata.in_chans} input channels ({'RGB + Laplacian' if metadata.in_chans == 4 else 'RGB'}), "
+        f"input {metadata.input_size} px, framing `{metadata.framing}`.",
         f"- Label order {list(metadata.labels)}; decision threshold {metadata.threshold:.4f} on the calibrated fake "
         f"probability; borderline band {metadata.borderline_band[0]:.2f}–{metadata.borderline_band[1]:.2f}.",
         f"- Calibration: logit adjustment {list(metadata.logit_adjustment)} (log class weights), temperature "

@@ -198,6 +198,7 @@ def evaluate(
 @app.command()
 def ship(
     run: Annotated[Path, typer.Option(help="Evaluated run directory.")],
+    version: Annotated[str, typer.Option(help="Version of the shipped model, e.g. 0.2.0.")],
     models_dir: Annotated[Path, typer.Option("--models", help="Where shipped models live.")] = Path("models"),
     cross_dataset: Annotated[
         list[Path] | None, typer.Option(help="report.json of a cross-dataset evaluation to include.")
@@ -208,7 +209,7 @@ def ship(
     from detecteur.model import ModelFileError
 
     try:
-        model_file = ship_run(run, models_dir, cross_dataset)
+        model_file = ship_run(run, models_dir, version, cross_dataset)
     except (ModelFileError, OSError, KeyError) as error:
         raise _fail(f"cannot ship {run}: {error}") from error
     console.print(f"shipped {model_file} and {models_dir / 'MODEL_CARD.md'}")
