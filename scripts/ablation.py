@@ -1,0 +1,116 @@
+"""Ablation of the seed's design choices on one split, one budget: backbone (ResNet18 from scratch vs.
+EfficientNet-Lite0 from ImageNet) × input (RGB vs. RGB + Laplacian) over several seeds, then weighted vs.
+unweighted cross-entropy on the best cell (chosen by validation AUC, never test).
+
+Every run is a normal `detecteur train` + `evaluate` run under `<out>/<name>/`; the table is computed from
+their `report/report.json` files and written to `<out>/ablation.json` and `<out>/ablation.md`.
+
+    python scripts/ablation.py --split data/splits/faces-v1/split.csv --config configs/faces-v1.toml \\
+        --out runs/ablation --max-train-images 2000 --epochs 1 --seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from detecteur.config import TrainConfig
+from detecteur.evaluate import evaluate_run
+from detecteur.files import atomic_write_text
+from detecteur.train import read_epoch_metrics, train
+
+METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "eer", "ece")
+
+
+def run_cell(base: TrainConfig, split: Path, out: Path, name: str, **changes: Any) -> dict[str, Any]:
+    run_dir = out / name
+    report_file = run_dir / "report" / "report.json"
+    if not report_file.is_file():  # finished runs are kept: the script resumes where it stopped
+        config = TrainConfig.model_validate(base.model_dump() | changes)
+        train(config, split, run_dir, resume=(run_dir / "checkpoint.pt").exists())
+        evaluate_run(run_dir)
+    report = json.loads(report_file.read_text())
+    best_val_auc = max(epoch["val_auc"] for epoch in read_epoch_metrics(run_dir))
+    return {"name": name, "val_auc": best_val_auc, **{key: report[key] for key in METRICS}}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {"seeds": len(runs)}
+    for key in ("val_auc", *METRICS):
+        values = [run[key] for run in runs if run[key] is not None]
+        summary[key] = statistics.fmean(values) if values else None
+        summary[f"{key}_spread"] = (max(values) - min(values)) / 2 if len(values) > 1 else 0.0
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", type=Path, required=True)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--max-train-images", type=int, default=2000)
+    parser.add_argument("--max-eval-images", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = parser.parse_args()
+
+    budget = {"max_train_images": args.max_train_images, "epochs": args.epochs}
+    if args.max_eval_images:
+        budget["max_eval_images"] = args.max_eval_images
+    base = TrainConfig.model_validate(TrainConfig.from_toml(args.config).model_dump() | budget)
+    cells: dict[str, dict[str, Any]] = {}
+    for arch, pretrained in (("resnet18", False), ("efficientnet_lite0", True)):
+        for in_chans in (3, 4):
+            cell = f"{arch}-{in_chans}ch"
+            runs = [
+                run_cell(
+                    base,
+                    args.split,
+                    args.out,
+                    f"{cell}-seed{seed}",
+                    arch=arch,
+                    pretrained=pretrained,
+                    in_chans=in_chans,
+                    seed=seed,
+                )
+                for seed in args.seeds
+            ]
+            cells[cell] = summarise(runs) | {"runs": runs}
+    best = max(cells, key=lambda cell: cells[cell]["val_auc"])
+    arch, channels = best.rsplit("-", 1)
+    unweighted = [
+        run_cell(
+            base,
+            args.split,
+            args.out,
+            f"{best}-unweighted-seed{seed}",
+            arch=arch,
+            pretrained=arch == "efficientnet_lite0",
+            in_chans=int(channels[0]),
+            seed=seed,
+            class_weights=(1.0, 1.0),
+        )
+        for seed in args.seeds
+    ]
+    cells[f"{best}-unweighted"] = summarise(unweighted) | {"runs": unweighted}
+
+    result = {"budget": budget, "seeds": args.seeds, "best_by_validation": best, "cells": cells}
+    atomic_write_text(args.out / "ablation.json", json.dumps(result, indent=2) + "\n")
+    header = "| cell | seeds | val AUC | " + " | ".join(f"test {key}" for key in METRICS) + " |"
+    lines = [header, "| --- | ---: |" + " ---: |" * (len(METRICS) + 1)]
+    for cell, summary in cells.items():
+        values = " | ".join(
+            f"{summary[key]:.4f} ± {summary[f'{key}_spread']:.4f}" if summary[key] is not None else "n/a"
+            for key in ("val_auc", *METRICS)
+        )
+        lines.append(f"| {cell} | {summary['seeds']} | {values} |")
+    table = "\n".join(lines) + "\n"
+    atomic_write_text(args.out / "ablation.md", f"Budget {budget}, seeds {args.seeds}; mean ± half-range.\n\n{table}")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
