@@ -23,8 +23,8 @@ predict: install
 	$(BIN)/detecteur predict $(SAMPLES)
 
 lint: install
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
 
 typecheck: install
 	$(BIN)/mypy src
