@@ -116,3 +116,18 @@ def test_confusion_matrix_plot_is_a_png(tmp_path: Path) -> None:
 def test_confusion_matrix_plot_rejects_a_matrix_that_does_not_match_the_labels(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="shape"):
         plot_confusion_matrix([[1, 2, 3]], tmp_path / "confusion.png")
+
+
+def test_examples_sheet_shows_every_image_with_its_label(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from detecteur.plots import plot_examples
+
+    examples = []
+    for index in range(7):
+        path = tmp_path / f"{index}.png"
+        Image.new("RGB", (32, 32), (index * 30, 0, 0)).save(path)
+        examples.append({"path": str(path), "label": "authentic", "fake_probability": 0.9})
+    out = plot_examples(examples, tmp_path / "sheet.png", columns=3, title="errors")
+    with Image.open(out) as sheet:
+        assert sheet.size[0] > 300 and sheet.size[1] > 3 * 150  # three rows of three

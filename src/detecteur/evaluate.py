@@ -310,6 +310,10 @@ def evaluate_run(
     per_source = _per_source(test_records, test_labels, test_probs, threshold)
     figures = _draw_figures(test_labels, test_raw, test_probs, metrics["confusion_matrix"], out_dir)
     figures.append(str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png")))
+    hardest_errors = _hardest_errors(test_records, test_labels, test_probs, threshold)
+    if hardest_errors:
+        title = "Most confidently wrong test images"
+        figures.append(str(plots.plot_examples(hardest_errors, out_dir / "hardest_errors.png", title=title)))
     report: dict[str, Any] = {
         "dataset": f"{split_file} (test split)",
         "model": metadata.version,
@@ -317,7 +321,7 @@ def evaluate_run(
         "validation": validation,
         "calibration": calibration,
         "per_source": per_source,
-        "hardest_errors": _hardest_errors(test_records, test_labels, test_probs, threshold),
+        "hardest_errors": hardest_errors,
         "figures": figures,
         "report_dir": str(out_dir),
     }

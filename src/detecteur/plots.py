@@ -20,6 +20,7 @@ import numpy.typing as npt
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from PIL import Image
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from detecteur.config import LABEL_NAMES, SYNTHETIC
@@ -188,4 +189,20 @@ def plot_confusion_matrix(
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
+    return _save(figure, out)
+
+
+def plot_examples(examples: Sequence[dict[str, Any]], out: Path, columns: int = 6, title: str = "") -> Path:
+    """Contact sheet of images, each titled with its true label and fake probability (`examples` as in a
+    report's `hardest_errors`: dicts with `path`, `label`, `fake_probability`)."""
+    rows = max(1, -(-len(examples) // columns))
+    figure, grid = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.3 * rows), squeeze=False)
+    for axes in grid.flat:
+        axes.axis("off")
+    for axes, example in zip(grid.flat, examples, strict=False):
+        with Image.open(example["path"]) as image:
+            axes.imshow(np.asarray(image.convert("RGB")))
+        axes.set_title(f"{example['label']}\nP(synthetic) {example['fake_probability']:.2f}", fontsize=8)
+    if title:
+        figure.suptitle(title)
     return _save(figure, out)
