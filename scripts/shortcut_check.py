@@ -4,7 +4,7 @@ that say nothing about forgery (JPEG tables, sharpness, blockiness) should be ne
 Reads a split/manifest CSV of prepared face crops and, through `data/faces/faces.csv`, the original files.
 Writes `<out>/shortcut_check.json` and `.md`. Usage:
 
-    python scripts/shortcut_check.py data/splits/faces-v1/manifest.csv --faces data/faces --out models/figures
+    python scripts/shortcut_check.py data/splits/faces-v1/split.csv --faces data/faces --out models/figures
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from detecteur.data import read_records
+from detecteur.data import read_records, sharpness_balancing_weights
 from detecteur.files import atomic_write_text
 from detecteur.preprocess import image_to_unit_tensor, laplacian_map
 
@@ -32,6 +32,7 @@ COLUMNS = {
     "original_sharpness_blockiness_auc": "sharpness+blockiness (original)",
     "training_input_sharpness_auc": "sharpness (training input)",
     "training_input_sharpness_blockiness_auc": "sharpness+blockiness (training input)",
+    "training_split_sharpness_balanced_auc": "sharpness (train split, balanced sampling)",
 }
 
 
@@ -61,6 +62,14 @@ def cross_validated_auc(features: np.ndarray, labels: np.ndarray) -> float:
     return float(roc_auc_score(labels, scores))
 
 
+def weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> float:
+    """ROC AUC of one statistic under sampling weights, direction-free (0.5 = no information)."""
+    if len(set(labels.tolist())) < 2:
+        return float("nan")
+    auc = float(roc_auc_score(labels, scores, sample_weight=weights))
+    return max(auc, 1.0 - auc)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("manifest", type=Path)
@@ -87,6 +96,11 @@ def main() -> None:
     original_tables = np.array([r[2] for r in rows])
     original_stats = np.array([r[3] for r in rows])
     crop_stats = np.array([r[4] for r in rows])
+    # What training sees with `balance_sharpness = true`: the train split, sampled with these weights.
+    in_train = np.array([record.split == "train" for record in records])
+    weights = np.zeros(len(records))
+    if in_train.any():
+        weights[in_train] = sharpness_balancing_weights(labels[in_train].tolist(), crop_stats[in_train, 0].tolist())
     reals = labels == 0
     pairings = {
         "stylegan-ffhq (real vs fake)": sources == "stylegan-ffhq",
@@ -103,6 +117,9 @@ def main() -> None:
             "original_sharpness_blockiness_auc": cross_validated_auc(original_stats[mask], labels[mask]),
             "training_input_sharpness_auc": cross_validated_auc(crop_stats[mask][:, :1], labels[mask]),
             "training_input_sharpness_blockiness_auc": cross_validated_auc(crop_stats[mask], labels[mask]),
+            "training_split_sharpness_balanced_auc": weighted_auc(
+                crop_stats[mask & in_train, 0], labels[mask & in_train], weights[mask & in_train]
+            ),
         }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "shortcut_check.json", json.dumps(results, indent=2) + "\n")
