@@ -2,7 +2,7 @@
 port, waits for `/health`, sends one sample face N times, and prints p50/p95 of the client-side latency and
 of the server's own stage timings. Writes `benchmarks/results/predict_latency.json`.
 
-    .venv/bin/python benchmarks/predict_latency.py [--requests 100] [--image tests/data/samples/ffhq-real-00014.jpg]
+    .venv/bin/python benchmarks/predict_latency.py [--requests 100] [--image PATH]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def percentile(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--image", type=Path, default=Path("tests/data/samples/ffhq-real-00014.jpg"))
+    parser.add_argument("--image", type=Path, default=Path("tests/data/samples/stylegan-ffhq-real-00006.jpg"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/predict_latency.json"))
     args = parser.parse_args()
 

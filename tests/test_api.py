@@ -18,8 +18,8 @@ from detecteur.model import build, read_metadata, save_model
 from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for
 
-FACE = SAMPLES / "ffhq-real-00014.jpg"
-OTHER_FACE = SAMPLES / "stylegan-fake-00ONA5N3VR.jpg"
+FACE = SAMPLES / "stylegan-ffhq-real-00006.jpg"
+OTHER_FACE = SAMPLES / "stylegan-ffhq-fake-00ELJIYESN.jpg"
 
 
 def encoded(image: Image.Image, image_format: str = "JPEG", **options: object) -> bytes:

@@ -51,7 +51,7 @@ def face_crop_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_face_crop_model_judges_each_detected_face(face_crop_model: Path) -> None:
     detector = Detector(face_crop_model)
-    judged = detector.judge(Image.open(SAMPLES / "ffhq-real-00014.jpg").convert("RGB"))
+    judged = detector.judge(Image.open(SAMPLES / "stylegan-ffhq-real-00006.jpg").convert("RGB"))
     assert judged.face_detected
     assert len(judged.faces) == 1 and judged.faces[0].box is not None
     assert 0.0 <= judged.most_suspicious.verdict.fake_probability <= 1.0
@@ -70,7 +70,7 @@ def test_the_image_verdict_is_its_most_suspicious_face() -> None:
 
 
 def test_detector_crops_exactly_like_dataset_preparation(face_crop_model: Path) -> None:
-    image = Image.open(SAMPLES / "stylegan-fake-00ONA5N3VR.jpg").convert("RGB")
+    image = Image.open(SAMPLES / "stylegan-ffhq-fake-00ELJIYESN.jpg").convert("RGB")
     detector = Detector(face_crop_model)
     (box, crop), *_ = detector.regions(image)[0]
     assert box is not None

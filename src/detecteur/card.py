@@ -172,6 +172,15 @@ def ship(run_dir: Path, models_dir: Path, version: str, extra_reports: list[Path
         "",
         "## Limitations and known failure modes",
         "",
+        "- Read the per-source table, not only the headline: the weakest source is where the model is least to be "
+        "trusted. Fakes of a kind absent from training (see the cross-dataset rows, e.g. Photoshop composites) are "
+        "not detected reliably.",
+        "- The shortcut checks above show what image statistics alone can tell apart; where a pairing stays well "
+        "above 0.5 under the training sampling, part of the model's skill on that source may rest on it.",
+        "- Faces are found by a short-range detector (faces large in the frame); small faces in big photos may be "
+        "missed, and the whole image is then judged (`face_detected: false`).",
+        "- Video face-swap deepfakes are a different task; this model judges still images.",
+        "",
         "Most confidently wrong test images:",
         "",
         "| image | true label | fake probability |",

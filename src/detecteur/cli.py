@@ -158,7 +158,9 @@ def _metrics_table(title: str, metrics: dict[str, object]) -> Table:
     for _, header in TABLE_METRICS:
         table.add_column(header, justify="right")
     cells = [metrics.get(key) for key, _ in TABLE_METRICS]
-    table.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in cells])
+    table.add_row(
+        *[f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else str(value) for value in cells]
+    )
     return table
 
 

@@ -1,0 +1,53 @@
+"""The model in `models/` is the one the card describes, and it judges held-out samples correctly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from detecteur.config import Settings
+from detecteur.data import open_image
+from detecteur.engine import Detector
+from detecteur.model import read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = ROOT / Settings().model_path
+CARD = ROOT / "models" / "MODEL_CARD.md"
+SAMPLES = sorted((ROOT / "tests" / "data" / "samples").glob("*.jpg"))
+
+
+def test_the_default_model_file_is_shipped_and_loads() -> None:
+    metadata = read_metadata(SHIPPED)
+    assert metadata.version in SHIPPED.name
+    assert metadata.framing == "face_crop" and metadata.in_chans == 4
+
+
+def test_the_model_card_quotes_the_shipped_files_own_figures() -> None:
+    metadata = read_metadata(SHIPPED)
+    card = CARD.read_text()
+    test = metadata.metrics["test"]
+    assert f"`{SHIPPED.name}`" in card
+    assert f"| test | {test['accuracy']:.4f} | {test['precision']:.4f} | {test['recall']:.4f} |" in card
+    assert f"{test['roc_auc']:.4f}" in card
+    assert f"decision threshold {metadata.threshold:.4f}" in card
+    assert f"temperature {metadata.temperature:.4f}" in card
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    return Detector(SHIPPED)
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda path: path.name)
+def test_held_out_samples_fall_on_the_right_side_of_the_threshold(detector: Detector, sample: Path) -> None:
+    kind = re.match(r".+-(real|fake)-", sample.name)
+    assert kind is not None
+    judged = detector.judge(open_image(sample))
+    assert judged.face_detected
+    fake_probability = judged.most_suspicious.verdict.fake_probability
+    if kind.group(1) == "fake":
+        assert fake_probability >= detector.metadata.threshold
+    else:
+        assert fake_probability < detector.metadata.threshold
