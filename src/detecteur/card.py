@@ -165,6 +165,9 @@ def ship(run_dir: Path, models_dir: Path, version: str, extra_reports: list[Path
             *nested_table({"cross-dataset": other}, "set", ("n", *HEADLINE)),
             "",
         ]
+    ablation = figures / "ablation.md"
+    if ablation.is_file():
+        lines += ["## Ablation (`scripts/ablation.py`)", "", ablation.read_text().strip(), ""]
     lines += [
         "## Figures",
         "",
