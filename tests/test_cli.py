@@ -79,3 +79,13 @@ def test_evaluate_without_a_target_explains_what_to_give() -> None:
     result = runner.invoke(app, ["evaluate"])
     assert result.exit_code == 2
     assert "--run" in result.output
+
+
+def test_evaluate_names_an_unreadable_file_in_the_folder(calibrated_model: Path, tmp_path: Path) -> None:
+    root = make_toy_dataset(tmp_path / "set", per_class=3, size=32)
+    (root / "fake" / "broken.png").write_text("not an image")
+    result = runner.invoke(
+        app, ["evaluate", "--model", str(calibrated_model), "--data", str(root), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "broken.png" in result.output

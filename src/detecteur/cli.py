@@ -25,7 +25,7 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}")
+    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code=2)
 
 
@@ -120,6 +120,7 @@ def train(
     from pydantic import ValidationError
 
     from detecteur.data import DataError
+    from detecteur.imaging import ImageError
     from detecteur.train import RunError
     from detecteur.train import train as run_training
 
@@ -134,7 +135,7 @@ def train(
             recipe.model_dump() | {key: value for key, value in overrides.items() if value is not None}
         )
         best = run_training(recipe, split, out, resume=resume, device_name=device)
-    except (ValidationError, DataError, RunError, OSError) as error:
+    except (ValidationError, DataError, RunError, ImageError, OSError) as error:
         raise _fail(str(error)) from error
     console.print(f"best model: {best}")
 
@@ -177,6 +178,7 @@ def evaluate(
     """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images."""
     from detecteur.data import DataError
     from detecteur.evaluate import evaluate_folder, evaluate_run
+    from detecteur.imaging import ImageError
     from detecteur.model import ModelFileError
 
     try:
@@ -186,7 +188,7 @@ def evaluate(
             report = evaluate_folder(model, data, out_dir=out, device_name=device)
         else:
             raise _fail("give --run RUN_DIR, or --model FILE with --data DIR")
-    except (DataError, ModelFileError, OSError) as error:
+    except (DataError, ModelFileError, ImageError, OSError) as error:
         raise _fail(str(error)) from error
     if as_json:
         console.print_json(json.dumps(report))

@@ -26,7 +26,7 @@ from torchvision.transforms import v2
 
 from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig
 from detecteur.files import atomic_path
-from detecteur.imaging import decode_image
+from detecteur.imaging import ImageError, decode_image
 from detecteur.preprocess import InputSpec, image_to_unit_tensor, laplacian_map, preprocess
 
 CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
@@ -317,7 +317,11 @@ class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         record = self.records[index]
-        return self.transform(open_image(record.path)), record.label
+        try:
+            image = open_image(record.path)
+        except ImageError as error:
+            raise DataError(f"{record.path}: {error}") from error
+        return self.transform(image), record.label
 
 
 def make_loader(
