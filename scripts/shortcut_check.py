@@ -23,9 +23,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from detecteur.data import read_records, sharpness_balancing_weights
+from detecteur.data import read_records, sharpness, sharpness_balancing_weights
 from detecteur.files import atomic_write_text
-from detecteur.preprocess import image_to_unit_tensor, laplacian_map
+from detecteur.preprocess import image_to_unit_tensor
 
 COLUMNS = {
     "original_jpeg_table_auc": "JPEG table (original)",
@@ -37,14 +37,13 @@ COLUMNS = {
 
 
 def sharpness_and_blockiness(image: Image.Image) -> tuple[float, float]:
-    """log variance of the Laplacian, and the JPEG 8×8 grid's share of horizontal pixel differences."""
-    unit = image_to_unit_tensor(image).unsqueeze(0)
-    sharpness = float(np.log(laplacian_map(unit).var().item() + 1e-12))
-    gray = unit.mean(dim=1)[0].numpy()
+    """`data.sharpness` (the statistic training balances on), and the JPEG 8×8 grid's share of horizontal
+    pixel differences."""
+    gray = image_to_unit_tensor(image).mean(dim=0).numpy()
     differences = np.abs(np.diff(gray, axis=1)).mean(axis=0)
     on_grid = differences[7::8].mean()
     off_grid = np.delete(differences, np.s_[7::8]).mean()
-    return sharpness, float(on_grid / (off_grid + 1e-12))
+    return sharpness(image), float(on_grid / (off_grid + 1e-12))
 
 
 def jpeg_luma_table(path: Path) -> list[float]:
