@@ -109,3 +109,9 @@ class Settings(BaseSettings):
     max_files: int = Field(8, ge=1)
     # Origins allowed to call the API from a browser: the dashboard's own, and the seed's dev client.
     cors_origins: list[str] = ["http://127.0.0.1:8000", "http://localhost:8000", "http://localhost:3000"]
+    # Video (`POST /v1/predict/video`, `detecteur predict clip.mp4`): frames are sampled uniformly at
+    # `video_sample_fps`, spread wider when a clip would give more than `video_max_frames`.
+    video_sample_fps: float = Field(2.0, gt=0, le=60)
+    video_max_frames: int = Field(60, ge=1)
+    video_max_seconds: float = Field(120.0, gt=0)
+    video_max_bytes: int = Field(100 * 1024 * 1024, ge=1024)

@@ -33,13 +33,19 @@ from detecteur.api.schemas import (
     PredictResponse,
     SeedPredictResponse,
     SeedRawScores,
+    SeriesPoint,
     Timings,
+    TrackFaceResult,
+    TrackResult,
+    VideoInfoResult,
+    VideoResponse,
 )
 from detecteur.api.telemetry import Telemetry
 from detecteur.config import Settings
 from detecteur.engine import Detector, ImageVerdict
 from detecteur.imaging import ImageError, decode_image, read_limited
 from detecteur.model import ModelFileError
+from detecteur.video import VideoError, VideoLimits, VideoVerdict, judge_video
 
 log = logging.getLogger("detecteur.api")
 
@@ -122,7 +128,10 @@ def create_app(
     )
     app.middleware("http")(state.telemetry.middleware)
     # Room for every allowed file at its limit plus the multipart framing.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_files * settings.max_upload_bytes + MULTIPART_OVERHEAD)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=max(settings.max_files * settings.max_upload_bytes, settings.video_max_bytes) + MULTIPART_OVERHEAD,
+    )
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
@@ -131,6 +140,10 @@ def create_app(
 
     @app.exception_handler(ImageError)
     async def _image_error(request: Request, error: ImageError) -> JSONResponse:
+        return _error(error.http_status, error.code, str(error))
+
+    @app.exception_handler(VideoError)
+    async def _video_error(request: Request, error: VideoError) -> JSONResponse:
         return _error(error.http_status, error.code, str(error))
 
     @app.exception_handler(RequestValidationError)
@@ -210,6 +223,37 @@ def create_app(
             raw_scores=SeedRawScores(fake=fake, real=1 - fake),
         )
 
+    @app.post("/v1/predict/video", response_model=VideoResponse, responses=ERROR_RESPONSES, tags=["predict"])
+    async def predict_video(
+        detector: ReadyDetector,
+        file: Annotated[UploadFile | None, File(description="One video: MP4, MOV, WebM or AVI.")] = None,
+    ) -> VideoResponse:
+        """Sample frames uniformly, find and follow every face across them, and judge each face with the
+        image model. Per track: the mean calibrated fake probability, the share of frames over the threshold
+        and a verdict; the video's verdict is its most suspicious track. With no face in any frame, whole
+        frames are judged and `face_detected` is false."""
+        if file is None:
+            raise ServiceError(422, "missing_file", "send a video in the multipart field 'file'")
+        started = time.perf_counter()
+        # A video upload can be large: read the spooled file off the event loop, then decode in the pool.
+        data = await anyio.to_thread.run_sync(read_limited, file.file, settings.video_max_bytes)
+        limits = VideoLimits.from_settings(settings)
+        judged = await anyio.to_thread.run_sync(judge_video, data, detector, limits, limiter=state.limiter)
+        result = _video_response(file.filename, judged, detector, (time.perf_counter() - started) * 1000)
+        log.info(
+            json.dumps(
+                {
+                    "event": "judged_video",
+                    "verdict": result.verdict,
+                    "tracks": len(result.tracks),
+                    "face_detected": result.face_detected,
+                    "frames_sampled": result.video.frames_sampled,
+                    "total_ms": round(result.timings.total_ms, 1),
+                }
+            )
+        )
+        return result
+
     @app.get("/metrics", tags=["service"], response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics."""
@@ -269,6 +313,61 @@ def create_app(
         return result
 
     return app
+
+
+def _video_response(filename: str | None, judged: VideoVerdict, detector: Detector, total_ms: float) -> VideoResponse:
+    metadata, info, top = detector.metadata, judged.info, judged.most_suspicious
+    series = [SeriesPoint(time_s=time_s, fake_probability={}) for time_s in info.sampled_times_s]
+    for track in judged.tracks:
+        for face in track.faces:
+            series[face.sample].fake_probability[str(track.track_id)] = face.verdict.fake_probability
+    return VideoResponse(
+        model_version=metadata.version,
+        threshold=metadata.threshold,
+        borderline_band=metadata.borderline_band,
+        filename=filename,
+        video=VideoInfoResult(
+            container=info.container,
+            codec=info.codec,
+            width=info.width,
+            height=info.height,
+            duration_s=info.duration_s,
+            fps=info.fps,
+            frames_sampled=info.frames_sampled,
+            sample_fps=info.sample_fps,
+        ),
+        face_detected=judged.face_detected,
+        verdict=top.verdict.verdict,
+        fake_probability=top.mean_fake_probability,
+        confidence=top.verdict.confidence,
+        most_suspicious_track=top.track_id,
+        tracks=[
+            TrackResult(
+                track_id=track.track_id,
+                frames_seen=len(track.faces),
+                first_s=track.faces[0].time_s,
+                last_s=track.faces[-1].time_s,
+                fake_probability=track.mean_fake_probability,
+                fraction_over_threshold=track.fraction_over_threshold,
+                verdict=track.verdict.verdict,
+                confidence=track.verdict.confidence,
+                faces=[
+                    TrackFaceResult(
+                        sample=face.sample,
+                        time_s=face.time_s,
+                        box=Box(**asdict(face.box)) if face.box else None,
+                        fake_probability=face.verdict.fake_probability,
+                    )
+                    for face in track.faces
+                ],
+            )
+            for track in judged.tracks
+        ],
+        series=series,
+        timings=Timings(
+            decode_ms=judged.decode_ms, faces_ms=judged.faces_ms, model_ms=judged.model_ms, total_ms=total_ms
+        ),
+    )
 
 
 def _load_detector(settings: Settings) -> Detector:

@@ -96,3 +96,56 @@ class ModelInfo(BaseModel):
     created_at: str
     git_commit: str | None
     figures: list[str] = Field(description="URLs of the model card's figures.")
+
+
+class VideoInfoResult(BaseModel):
+    container: str = Field(description="`MP4/MOV`, `WebM/Matroska` or `AVI`.")
+    codec: str
+    width: int = Field(description="Frame width as displayed (after the container's rotation).")
+    height: int
+    duration_s: float
+    fps: float | None = Field(description="The stream's average frame rate, when the container gives it.")
+    frames_sampled: int
+    sample_fps: float = Field(description="The sampling rate asked for; lower when a long clip hit the frame cap.")
+
+
+class TrackFaceResult(BaseModel):
+    sample: int = Field(description="Index of the sampled frame (into `series`).")
+    time_s: float = Field(description="Seconds from the first frame.")
+    box: Box | None = Field(description="The face in frame pixels; null when the whole frame was judged.")
+    fake_probability: float = Field(ge=0, le=1)
+
+
+class TrackResult(BaseModel):
+    track_id: int
+    frames_seen: int = Field(description="Sampled frames in which this face was found.")
+    first_s: float
+    last_s: float
+    fake_probability: float = Field(ge=0, le=1, description="Mean calibrated fake probability over the track.")
+    fraction_over_threshold: float = Field(ge=0, le=1, description="Share of its frames at or above the threshold.")
+    verdict: VerdictLabel = Field(description="The model's threshold and borderline band applied to the mean.")
+    confidence: float = Field(ge=0.5, le=1)
+    faces: list[TrackFaceResult]
+
+
+class SeriesPoint(BaseModel):
+    time_s: float
+    fake_probability: dict[str, float] = Field(
+        description="Per track id (as a string), for the tracks seen in this frame; a chart's series per track."
+    )
+
+
+class VideoResponse(BaseModel):
+    model_version: str
+    threshold: float
+    borderline_band: tuple[float, float]
+    filename: str | None
+    video: VideoInfoResult
+    face_detected: bool = Field(description="False when no frame had a face and whole frames were judged.")
+    verdict: VerdictLabel = Field(description="The most suspicious track's verdict.")
+    fake_probability: float = Field(ge=0, le=1)
+    confidence: float
+    most_suspicious_track: int
+    tracks: list[TrackResult]
+    series: list[SeriesPoint] = Field(description="One point per sampled frame, in time order.")
+    timings: Timings
