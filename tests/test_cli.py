@@ -89,3 +89,40 @@ def test_evaluate_names_an_unreadable_file_in_the_folder(calibrated_model: Path,
     )
     assert result.exit_code == 2
     assert "broken.png" in result.output
+
+
+@pytest.fixture(scope="module")
+def face_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.test_video import save_small_face_model
+
+    return save_small_face_model(tmp_path_factory.mktemp("cli-video-model") / "model.safetensors")
+
+
+def test_predict_on_a_video_prints_a_row_per_track(face_model: Path, tmp_path: Path) -> None:
+    from tests.video_clips import FACE, OTHER_FACE, encode_clip, moving_faces
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(encode_clip(moving_faces(2, 4, (FACE, OTHER_FACE), size=(340, 180)), fps=4))
+    result = runner.invoke(app, ["predict", str(clip), str(FACE), "--model", str(face_model)])
+    assert result.exit_code == 0, result.output
+    assert "4 frames sampled over 2.0 s" in result.output
+    assert "is the most suspicious" in result.output
+    assert "model video-test (threshold 0.500)" in result.output, "images given with the video are still judged"
+
+    as_json = runner.invoke(app, ["predict", str(clip), "--model", str(face_model), "--json"])
+    (video,) = json.loads(as_json.output)["videos"]
+    assert video["video"] == str(clip) and video["face_detected"] is True
+    assert [track["frames_seen"] for track in video["tracks"]] == [4, 4]
+    top = max(video["tracks"], key=lambda track: track["fake_probability"])
+    assert (video["most_suspicious_track"], video["verdict"]) == (top["track_id"], top["verdict"])
+
+
+def test_predict_reports_a_broken_video_without_a_traceback(face_model: Path, tmp_path: Path) -> None:
+    from tests.video_clips import encode_clip, plain_frames
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(encode_clip(plain_frames(2, 4), fps=4)[:1500])
+    result = runner.invoke(app, ["predict", str(broken), "--model", str(face_model)])
+    assert result.exit_code == 1
+    assert "cannot read video" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -16,6 +16,7 @@ from detecteur.config import Settings, TrainConfig
 
 if TYPE_CHECKING:
     from detecteur.engine import ImageVerdict
+    from detecteur.video import VideoVerdict
 
 app = typer.Typer(no_args_is_help=True, help="Détecteur: is this face authentic or synthetic?")
 data_app = typer.Typer(no_args_is_help=True, help="Dataset manifests and the subject-grouped split.")
@@ -231,14 +232,69 @@ def _image_result(path: Path, judged: ImageVerdict) -> dict[str, object]:
     }
 
 
+def _video_result(path: Path, judged: VideoVerdict) -> dict[str, object]:
+    top = judged.most_suspicious
+    return {
+        "video": str(path),
+        "verdict": top.verdict.verdict,
+        "fake_probability": top.mean_fake_probability,
+        "confidence": top.verdict.confidence,
+        "face_detected": judged.face_detected,
+        "most_suspicious_track": top.track_id,
+        "duration_s": judged.info.duration_s,
+        "frames_sampled": judged.info.frames_sampled,
+        "tracks": [
+            {
+                "track_id": track.track_id,
+                "frames_seen": len(track.faces),
+                "first_s": track.faces[0].time_s,
+                "last_s": track.faces[-1].time_s,
+                "fake_probability": track.mean_fake_probability,
+                "fraction_over_threshold": track.fraction_over_threshold,
+                "verdict": track.verdict.verdict,
+                "confidence": track.verdict.confidence,
+            }
+            for track in judged.tracks
+        ],
+    }
+
+
+def _video_table(result: dict[str, object], caption: str) -> Table:
+    """One row per track (per person followed across the sampled frames)."""
+    if result["face_detected"]:
+        verdict = f"{result['verdict']} (track {result['most_suspicious_track']} is the most suspicious)"
+    else:
+        verdict = f"{result['verdict']} (no face found: whole frames judged)"
+    table = Table(
+        title=f"{result['video']}: {verdict}\n{result['frames_sampled']} frames sampled over "
+        f"{result['duration_s']:.1f} s",
+        caption=caption,
+    )
+    for column in ("track", "frames", "seen (s)", "mean fake p", "≥ threshold", "verdict"):
+        table.add_column(column)
+    tracks = result["tracks"]
+    assert isinstance(tracks, list)
+    for track in tracks:
+        table.add_row(
+            str(track["track_id"]) if result["face_detected"] else "—",
+            str(track["frames_seen"]),
+            f"{track['first_s']:.1f}–{track['last_s']:.1f}",
+            f"{track['fake_probability']:.3f}",
+            f"{track['fraction_over_threshold']:.0%}",
+            str(track["verdict"]),
+        )
+    return table
+
+
 @app.command()
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files to judge.")],
+    images: Annotated[list[Path], typer.Argument(help="Image or video (MP4, MOV, WebM, AVI) files to judge.")],
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Judge each image: per face (or the whole image) a calibrated fake probability, verdict and confidence;
-    the image's verdict is its most suspicious face."""
+    the image's verdict is its most suspicious face. A video gets one row per person followed across its
+    sampled frames; its verdict is its most suspicious track."""
     from detecteur.data import open_image
     from detecteur.engine import Detector
     from detecteur.imaging import ImageError
@@ -249,6 +305,16 @@ def predict(
         detector = Detector(model or settings.model_path, device=settings.device)
     except ModelFileError as error:
         raise _fail(str(error)) from error
+    from detecteur.video import VideoError, VideoLimits, is_video_file, judge_video
+
+    video_paths = [path for path in images if is_video_file(path)]
+    images = [path for path in images if path not in video_paths]
+    videos: list[dict[str, object]] = []
+    for path in video_paths:
+        try:
+            videos.append(_video_result(path, judge_video(path, detector, VideoLimits.from_settings(settings))))
+        except (OSError, VideoError) as error:
+            videos.append({"video": str(path), "error": f"cannot read video: {error}"})
     results: list[dict[str, object]] = []
     for path in images:
         try:
@@ -256,8 +322,8 @@ def predict(
         except (OSError, ImageError) as error:
             results.append({"image": str(path), "error": f"cannot read image: {error}"})
     if as_json:
-        console.print_json(json.dumps({"model": detector.metadata.version, "results": results}))
-    else:
+        console.print_json(json.dumps({"model": detector.metadata.version, "results": results, "videos": videos}))
+    elif images or not videos:
         table = Table(title=f"model {detector.metadata.version} (threshold {detector.metadata.threshold:.3f})")
         for column in ("image", "verdict", "fake probability", "confidence", "faces"):
             table.add_column(column)
@@ -279,8 +345,14 @@ def predict(
                 found,
             )
         console.print(table)
-    failures = [result for result in results if "error" in result]
+    if not as_json:
+        threshold = f"threshold {detector.metadata.threshold:.3f}"
+        for video in videos:
+            if "error" not in video:
+                console.print(_video_table(video, f"model {detector.metadata.version}, {threshold}"))
+    failures = [result for result in [*results, *videos] if "error" in result]
     for failure in failures:
-        errors.print(f"[bold red]error:[/] {failure['image']}: {failure['error']}", soft_wrap=True)
+        name = failure.get("image", failure.get("video"))
+        errors.print(f"[bold red]error:[/] {name}: {failure['error']}", soft_wrap=True)
     if failures:
         raise typer.Exit(code=1)
