@@ -111,3 +111,12 @@ def test_the_video_route_is_in_the_openapi_document_and_counted_in_the_metrics(c
     assert "/v1/predict/video" in client.get("/openapi.json").json()["paths"]
     post_video(client, b"")
     assert 'route="/v1/predict/video",status="400"' in client.get("/metrics").text
+
+
+def test_the_video_route_has_its_own_body_limit_and_the_image_routes_keep_theirs(client: TestClient) -> None:
+    video_limit, image_limit = 3 * 1024 * 1024 + 64 * 1024, 2 * 1024 * 1024 + 64 * 1024
+    headers = {"content-type": "multipart/form-data; boundary=b"}
+    for route, limit in (("/v1/predict/video", video_limit), ("/v1/predict", image_limit)):
+        response = client.post(route, content=b"x" * (limit + 1), headers=headers)
+        assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+        assert str(limit) in response.json()["error"]["message"]

@@ -130,7 +130,8 @@ def create_app(
     # Room for every allowed file at its limit plus the multipart framing.
     app.add_middleware(
         BodySizeLimit,
-        max_bytes=max(settings.max_files * settings.max_upload_bytes, settings.video_max_bytes) + MULTIPART_OVERHEAD,
+        max_bytes=settings.max_files * settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        path_limits={"/v1/predict/video": settings.video_max_bytes + MULTIPART_OVERHEAD},
     )
 
     @app.exception_handler(ServiceError)

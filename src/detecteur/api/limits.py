@@ -9,18 +9,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 class BodySizeLimit:
     """Pure ASGI middleware: 413 as soon as a request announces (Content-Length) or sends more than
-    `max_bytes`, without reading the rest — a 25 MB upload sent slowly costs us 20 MB at most."""
+    `max_bytes` (or the limit `path_limits` gives its path), without reading the rest — a 25 MB upload sent
+    slowly costs us 20 MB at most."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: dict[str, int] | None = None) -> None:
+        self.app, self.max_bytes, self.path_limits = app, max_bytes, path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.path_limits.get(scope["path"], self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(send, max_bytes)
             return
         received = 0
         exceeded = False
@@ -33,7 +35,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # Stop the app reading: to it the client has gone. Whatever it answers is replaced below.
                     exceeded = True
                     return {"type": "http.disconnect"}
@@ -45,13 +47,13 @@ class BodySizeLimit:
                 await send(message)
             elif not refused:
                 refused = True
-                await self._refuse(send)
+                await self._refuse(send, max_bytes)
 
         await self.app(scope, counting_receive, guarded_send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, max_bytes: int) -> None:
         body = json.dumps(
-            {"error": {"code": "request_too_large", "message": f"the request body exceeds {self.max_bytes} bytes"}}
+            {"error": {"code": "request_too_large", "message": f"the request body exceeds {max_bytes} bytes"}}
         ).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
