@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 from pathlib import Path
+from typing import cast
 
 import av
 import pytest
@@ -10,13 +12,14 @@ from PIL import Image
 
 from detecteur.engine import Detector, Verdict, decide
 from detecteur.faces import FaceBox
-from detecteur.model import build, save_model
+from detecteur.model import ModelMetadata, build, save_model
 from detecteur.video import (
     CorruptVideo,
     EmptyVideo,
     Track,
     TrackFace,
     UnsupportedVideo,
+    VideoError,
     VideoInfo,
     VideoLimits,
     VideoTooLarge,
@@ -218,3 +221,36 @@ def test_the_video_verdict_ignores_a_one_frame_flicker_when_a_steady_track_exist
     steady, flicker = track(0, [0.2, 0.3, 0.25]), track(1, [0.9])
     assert VideoVerdict(info, [steady, flicker], face_detected=True).most_suspicious is steady
     assert VideoVerdict(info, [flicker], face_detected=True).most_suspicious is flicker
+
+
+class NoFaceDetector:
+    """Stands in for `Detector` where only decoding is under test: finds no face, scores 0.5."""
+
+    def __init__(self, metadata: ModelMetadata) -> None:
+        self.metadata = metadata
+
+    def regions(self, image: Image.Image) -> tuple[list[tuple[FaceBox | None, Image.Image]], bool]:
+        return [(None, image)], False
+
+    def predict(self, crops: list[Image.Image]) -> list[Verdict]:
+        return [decide(0.5, self.metadata) for _ in crops]
+
+
+def test_damaged_clips_either_decode_or_raise_a_video_error_never_anything_else(detector: Detector) -> None:
+    """Seeded random byte flips and cuts of valid clips: damaged metadata, unknown codecs, broken frames."""
+    decoder_only = cast(Detector, NoFaceDetector(detector.metadata))
+    rng = random.Random(0)
+    clips = [encode_clip(plain_frames(1, 4, size=(32, 32)), 4, container) for container in ("mp4", "avi", "webm")]
+    outcomes = set()
+    for _ in range(120):
+        damaged = bytearray(rng.choice(clips))
+        for _ in range(rng.randint(1, 20)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            damaged = damaged[: rng.randrange(16, len(damaged))]
+        try:
+            judge_video(bytes(damaged), decoder_only, LIMITS)
+            outcomes.add("judged")
+        except VideoError as error:
+            outcomes.add(error.code)
+    assert {"judged", "corrupt_video"} <= outcomes

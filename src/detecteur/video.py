@@ -331,7 +331,7 @@ def _open(stream: BinaryIO, demuxer: str) -> av.container.InputContainer:
 
     try:
         # The demuxer is named, so FFmpeg probes nothing else; a file object gives it no path or URL to follow.
-        return av.open(stream, mode="r", format=demuxer)
+        return av.open(stream, mode="r", format=demuxer, metadata_errors="replace")
     except av.FFmpegError as error:
         raise CorruptVideo(
             f"the file starts like a {CONTAINERS[demuxer]} video but cannot be read: {_reason(error)}"
@@ -347,15 +347,21 @@ def _inspect(
         raise CorruptVideo(f"the {name} file has no video stream")
     video_stream = container.streams.video[0]
     context = video_stream.codec_context
+    if context is None:
+        raise CorruptVideo(f"the video stream of the {name} file has a codec that cannot be decoded")
     width, height = context.width, context.height
     if width <= 0 or height <= 0:
         raise CorruptVideo(f"the {name} video stream does not say its frame size")
-    if width * height > limits.max_pixels:
-        raise VideoTooLarge(f"frames are {width}×{height} = {width * height} pixels; the limit is {limits.max_pixels}")
+    _check_pixels(width, height, limits)
     duration_s = _header_duration(container, video_stream)
     _check_duration(duration_s, limits)
     fps = float(video_stream.average_rate) if video_stream.average_rate else None
     return video_stream, VideoInfo(name, context.name, width, height, duration_s or 0.0, fps, limits.sample_fps, [])
+
+
+def _check_pixels(width: int, height: int, limits: VideoLimits) -> None:
+    if width * height > limits.max_pixels:
+        raise VideoTooLarge(f"frames are {width}×{height} = {width * height} pixels; the limit is {limits.max_pixels}")
 
 
 def _header_duration(container: av.container.InputContainer, video_stream: av.video.VideoStream) -> float | None:
@@ -408,8 +414,9 @@ def _sample_frames(
             else:
                 first_time = frame.time if first_time is None else first_time
                 time_s = frame.time - first_time
-            # Headers can lie about the duration; the frames cannot.
+            # Headers can lie about the duration and the frame size; the frames cannot.
             _check_duration(time_s, limits, tolerance=DURATION_TOLERANCE_S)
+            _check_pixels(frame.width, frame.height, limits)
             if time_s + 1e-6 < next_time:
                 continue
             while next_time <= time_s + 1e-6:
