@@ -109,3 +109,5 @@ class Settings(BaseSettings):
     max_files: int = Field(8, ge=1)
     # Origins allowed to call the API from a browser: the dashboard's own, and the seed's dev client.
     cors_origins: list[str] = ["http://127.0.0.1:8000", "http://localhost:8000", "http://localhost:3000"]
+    # The dashboard's static export (`cd frontend && npm ci && npm run build`), served at `/` when it exists.
+    dashboard_dir: Path = Path("frontend/out")

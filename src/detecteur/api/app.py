@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from detecteur.api.dashboard import mount_dashboard
 from detecteur.api.limits import BodySizeLimit
 from detecteur.api.schemas import (
     Box,
@@ -268,6 +269,8 @@ def create_app(
         )
         return result
 
+    # Last, so every API route above wins over a file of the same name.
+    mount_dashboard(app, settings.dashboard_dir)
     return app
 
 
