@@ -41,7 +41,7 @@ export default function AnalyseView({ onAnalysed }: { onAnalysed: (entries: Hist
         urls.current.push(previewUrl);
         return { file, analysis: { id: nextId++, filename: file.name || "pasted image", previewUrl, state: "running" as const, evidence: [] } };
       });
-      setAnalyses((current) => [...started.map((item) => item.analysis).reverse(), ...current]);
+      setAnalyses((current) => [...started.map((item) => item.analysis), ...current]);
       // One at a time: the server judges with a small thread pool, and results appear in the order dropped.
       for (const { file, analysis } of started) {
         try {

@@ -5,6 +5,9 @@ import type { FaceResult } from "@/lib/types";
 import { boxRect, judgedRegion, percentStyle } from "@/lib/geometry";
 import { verdictStyle } from "@/lib/verdict";
 
+/** Tall images are shown at most this high (CSS px), so a portrait photo does not push the verdicts off screen. */
+const MAX_PREVIEW_HEIGHT = 520;
+
 /** The image with a box on every judged face, coloured by verdict and numbered like the face cards; a face's
  * Grad-CAM overlay covers the region the model judged when its evidence is shown. */
 export default function ImagePreview({
@@ -25,7 +28,10 @@ export default function ImagePreview({
   compact?: boolean;
 }) {
   return (
-    <div className="relative overflow-hidden rounded-md bg-ink-sunken ring-1 ring-ink-line">
+    <div
+      className="relative mx-auto overflow-hidden rounded-md bg-ink-sunken ring-1 ring-ink-line"
+      style={compact ? undefined : { maxWidth: `${Math.round((MAX_PREVIEW_HEIGHT * width) / height)}px` }}
+    >
       <img src={src} alt={alt} className="block h-auto w-full" style={{ aspectRatio: `${width} / ${height}` }} />
       {faces.map((face, index) => {
         const heatmap = "heatmap_png" in face ? face.heatmap_png : null;

@@ -3,7 +3,7 @@
 /* eslint-disable @next/next/no-img-element */
 import { useEffect, useState } from "react";
 import { apiUrl, explainError, fetchModel, type ErrorExplanation } from "@/lib/api";
-import { figureCaption, sourceRows, splitMetrics, trainingSources, type SplitMetrics } from "@/lib/modelSummary";
+import { figureCaption, figureColumns, orderFigures, sourceRows, splitMetrics, trainingSources, type SplitMetrics } from "@/lib/modelSummary";
 import type { ModelInfo } from "@/lib/types";
 import { percent } from "@/lib/verdict";
 
@@ -155,9 +155,12 @@ export default function ModelView() {
           <h2 id="figures-heading" className="mb-3 text-sm font-semibold uppercase tracking-wider text-text-muted">
             Figures
           </h2>
-          <div className="grid gap-4 sm:grid-cols-2 xl:grid-cols-3">
-            {model.figures.map((figure) => (
-              <figure key={figure} className="rounded-lg border border-ink-line bg-ink-raised p-3">
+          <div className="grid items-start gap-4 sm:grid-cols-2 xl:grid-cols-3">
+            {orderFigures(model.figures).map((figure) => (
+              <figure
+                key={figure}
+                className={`rounded-lg border border-ink-line bg-ink-raised p-3 ${SPANS[figureColumns(figure)]}`}
+              >
                 <a href={apiUrl(figure)} target="_blank" rel="noreferrer" aria-label={`Open full size: ${figureCaption(figure)}`}>
                   <img src={apiUrl(figure)} alt={figureCaption(figure)} loading="lazy" className="w-full rounded bg-white" />
                 </a>
@@ -170,6 +173,8 @@ export default function ModelView() {
     </div>
   );
 }
+
+const SPANS = { 1: "", 2: "sm:col-span-2", 3: "sm:col-span-2 xl:col-span-3" } as const;
 
 function Fact({ term, children }: { term: string; children: React.ReactNode }) {
   return (

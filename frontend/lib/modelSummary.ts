@@ -66,6 +66,7 @@ export function trainingSources(dataSummary: Record<string, unknown>): { source:
   return [...rows.values()].sort((a, b) => a.source.localeCompare(b.source));
 }
 
+/** Figures in reading order: how well it ranks, how honest its probabilities are, then the details. */
 const FIGURE_CAPTIONS: Record<string, string> = {
   roc: "ROC curve on the held-out test split",
   precision_recall: "Precision–recall curve on the test split",
@@ -77,6 +78,28 @@ const FIGURE_CAPTIONS: Record<string, string> = {
 
 /** A caption for a figure URL like `/v1/model/figures/roc.png`. */
 export function figureCaption(url: string): string {
-  const name = (url.split("/").pop() ?? url).replace(/\.png$/i, "");
+  const name = figureName(url);
   return FIGURE_CAPTIONS[name] ?? name.replace(/[_-]+/g, " ");
+}
+
+function figureName(url: string): string {
+  return (url.split("/").pop() ?? url).replace(/\.png$/i, "");
+}
+
+/** Known figures first in reading order, then any others by name. */
+export function orderFigures(urls: readonly string[]): string[] {
+  const known = Object.keys(FIGURE_CAPTIONS);
+  const rank = (url: string) => {
+    const index = known.indexOf(figureName(url));
+    return index === -1 ? known.length : index;
+  };
+  return [...urls].sort((a, b) => rank(a) - rank(b) || figureName(a).localeCompare(figureName(b)));
+}
+
+/** How many grid columns (of at most 3) a figure spans: multi-panel figures read better wider. */
+export function figureColumns(url: string): 1 | 2 | 3 {
+  const name = figureName(url);
+  if (name === "hardest_errors") return 3;
+  if (name === "training_curves") return 2;
+  return 1;
 }
