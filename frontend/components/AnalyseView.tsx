@@ -11,15 +11,22 @@ import { makeThumbnail } from "@/lib/thumbnail";
 import type { ImageResult, PredictResponse } from "@/lib/types";
 import { percent } from "@/lib/verdict";
 
+export type EvidenceState = "none" | "loading" | "ready" | "failed";
+
 interface Analysis {
   id: number;
+  file: File;
   filename: string;
   previewUrl: string;
   state: "running" | "done" | "failed";
   response?: PredictResponse;
   result?: ImageResult;
   error?: ErrorExplanation;
+  /** Which faces show their evidence. */
   evidence: boolean[];
+  /** Heatmaps are asked for only when first shown: the verdict comes back without the Grad-CAM pass's cost. */
+  evidenceState: EvidenceState;
+  evidenceError?: string;
 }
 
 let nextId = 1;
@@ -39,13 +46,22 @@ export default function AnalyseView({ onAnalysed }: { onAnalysed: (entries: Hist
       const started = files.map((file) => {
         const previewUrl = URL.createObjectURL(file);
         urls.current.push(previewUrl);
-        return { file, analysis: { id: nextId++, filename: file.name || "pasted image", previewUrl, state: "running" as const, evidence: [] } };
+        const analysis: Analysis = {
+          id: nextId++,
+          file,
+          filename: file.name || "pasted image",
+          previewUrl,
+          state: "running",
+          evidence: [],
+          evidenceState: "none",
+        };
+        return { file, analysis };
       });
       setAnalyses((current) => [...started.map((item) => item.analysis), ...current]);
       // One at a time: the server judges with a small thread pool, and results appear in the order dropped.
       for (const { file, analysis } of started) {
         try {
-          const response = await predictImage(file, analysis.filename);
+          const response = await predictImage(file, analysis.filename, false);
           const result = response.results[0];
           update(analysis.id, { state: "done", response, result, evidence: result.faces.map(() => false) });
           onAnalysed([entryFrom(response, { ...result, filename: analysis.filename }, await makeThumbnail(file))]);
@@ -57,14 +73,21 @@ export default function AnalyseView({ onAnalysed }: { onAnalysed: (entries: Hist
     [onAnalysed],
   );
 
-  const toggleEvidence = (id: number, face: number) =>
-    setAnalyses((current) =>
-      current.map((analysis) =>
-        analysis.id === id
-          ? { ...analysis, evidence: analysis.evidence.map((shown, index) => (index === face ? !shown : shown)) }
-          : analysis,
-      ),
-    );
+  const toggleEvidence = async (analysis: Analysis, face: number) => {
+    const evidence = analysis.evidence.map((shown, index) => (index === face ? !shown : shown));
+    const fetchNow = evidence[face] && (analysis.evidenceState === "none" || analysis.evidenceState === "failed");
+    update(analysis.id, fetchNow ? { evidence, evidenceState: "loading", evidenceError: undefined } : { evidence });
+    if (!fetchNow || !analysis.result) return;
+    try {
+      const explained = (await predictImage(analysis.file, analysis.filename, true)).results[0];
+      // The same image gives the same faces in the same order; check rather than assume.
+      if (explained.faces.length !== analysis.result.faces.length) throw new Error("the faces found changed");
+      const faces = analysis.result.faces.map((judged, index) => ({ ...judged, heatmap_png: explained.faces[index].heatmap_png }));
+      update(analysis.id, { evidenceState: "ready", result: { ...analysis.result, faces } });
+    } catch (error) {
+      update(analysis.id, { evidenceState: "failed", evidenceError: explainError(error).detail });
+    }
+  };
 
   return (
     <div className="space-y-6">
@@ -81,7 +104,7 @@ export default function AnalyseView({ onAnalysed }: { onAnalysed: (entries: Hist
         <ol className="space-y-6" aria-label="Analyses">
           {analyses.map((analysis) => (
             <li key={analysis.id}>
-              <AnalysisCard analysis={analysis} onToggleEvidence={(face) => toggleEvidence(analysis.id, face)} />
+              <AnalysisCard analysis={analysis} onToggleEvidence={(face) => void toggleEvidence(analysis, face)} />
             </li>
           ))}
         </ol>
@@ -168,6 +191,8 @@ function AnalysisCard({ analysis, onToggleEvidence }: { analysis: Analysis; onTo
                   band={response.borderline_band}
                   wholeImage={!result.face_detected}
                   showEvidence={analysis.evidence[index] ?? false}
+                  evidenceState={analysis.evidenceState}
+                  evidenceError={analysis.evidenceError}
                   onToggleEvidence={() => onToggleEvidence(index)}
                 />
               ))}
@@ -184,8 +209,7 @@ function TimingLine({ result }: { result: ImageResult }) {
   const ms = (value: number) => `${value.toFixed(0)} ms`;
   return (
     <p data-testid="timings" className="tabular mt-2 text-xs text-text-muted">
-      Server time {ms(total_ms)} — decode {ms(decode_ms)}, face detection {ms(faces_ms)}, model + evidence{" "}
-      {ms(model_ms)} · most suspicious face {percent(result.fake_probability, 1)}
+      Server time {ms(total_ms)} — decode {ms(decode_ms)}, face detection {ms(faces_ms)}, model {ms(model_ms)} · most suspicious face {percent(result.fake_probability, 1)}
     </p>
   );
 }

@@ -1,4 +1,5 @@
 /* eslint-disable @next/next/no-img-element */
+import type { EvidenceState } from "./AnalyseView";
 import ProbabilityBar from "./ProbabilityBar";
 import VerdictBadge from "./VerdictBadge";
 import type { FaceResult } from "@/lib/types";
@@ -12,6 +13,8 @@ export default function FaceCard({
   band,
   wholeImage,
   showEvidence,
+  evidenceState,
+  evidenceError,
   onToggleEvidence,
 }: {
   face: FaceResult;
@@ -20,6 +23,8 @@ export default function FaceCard({
   band: readonly [number, number];
   wholeImage: boolean;
   showEvidence: boolean;
+  evidenceState: EvidenceState;
+  evidenceError?: string;
   onToggleEvidence: () => void;
 }) {
   const title = wholeImage ? "Whole image" : `Face ${index + 1}`;
@@ -62,39 +67,47 @@ export default function FaceCard({
           </>
         )}
       </dl>
-      {face.heatmap_png ? (
-        <div className="mt-3">
-          <button
-            type="button"
-            aria-pressed={showEvidence}
-            onClick={onToggleEvidence}
-            className="inline-flex items-center gap-2 rounded-md border border-ink-line bg-ink-raised px-3 py-1.5 text-xs font-medium hover:border-accent"
+      <div className="mt-3">
+        <button
+          type="button"
+          aria-pressed={showEvidence}
+          onClick={onToggleEvidence}
+          className="inline-flex items-center gap-2 rounded-md border border-ink-line bg-ink-raised px-3 py-1.5 text-xs font-medium hover:border-accent"
+        >
+          <span
+            aria-hidden="true"
+            className={`inline-block h-3 w-6 rounded-full p-px transition-colors ${showEvidence ? "bg-accent" : "bg-ink-line"}`}
           >
             <span
-              aria-hidden="true"
-              className={`inline-block h-3 w-6 rounded-full p-px transition-colors ${showEvidence ? "bg-accent" : "bg-ink-line"}`}
-            >
-              <span
-                className={`block h-2.5 w-2.5 rounded-full bg-text transition-transform ${showEvidence ? "translate-x-3" : ""}`}
-              />
-            </span>
-            {showEvidence ? "Hide evidence" : "Show evidence"}
-          </button>
-          {showEvidence && (
-            <figure className="mt-3">
-              <img
-                src={`data:image/png;base64,${face.heatmap_png}`}
-                alt={`Grad-CAM heatmap of ${title.toLowerCase()}`}
-                className="w-40 rounded ring-1 ring-ink-line"
-              />
-              <figcaption className="mt-1 max-w-xs text-[11px] text-text-muted">
-                Grad-CAM: the brighter a region, the more it drove the model&apos;s answer for this face. It shows
-                where the model looked, not proof of a forgery.
-              </figcaption>
-            </figure>
-          )}
-        </div>
-      ) : null}
+              className={`block h-2.5 w-2.5 rounded-full bg-text transition-transform ${showEvidence ? "translate-x-3" : ""}`}
+            />
+          </span>
+          {showEvidence ? "Hide evidence" : "Show evidence"}
+        </button>
+        {showEvidence && evidenceState === "loading" && (
+          <p role="status" className="mt-2 text-xs text-text-muted">
+            Computing the Grad-CAM evidence…
+          </p>
+        )}
+        {showEvidence && evidenceState === "failed" && (
+          <p role="alert" className="mt-2 text-xs text-verdict-synthetic">
+            No evidence: {evidenceError}
+          </p>
+        )}
+        {showEvidence && face.heatmap_png && (
+          <figure className="mt-3">
+            <img
+              src={`data:image/png;base64,${face.heatmap_png}`}
+              alt={`Grad-CAM heatmap of ${title.toLowerCase()}`}
+              className="w-40 rounded ring-1 ring-ink-line"
+            />
+            <figcaption className="mt-1 max-w-xs text-[11px] text-text-muted">
+              Grad-CAM: the brighter a region, the more it drove the model&apos;s answer for this face. It shows
+              where the model looked, not proof of a forgery.
+            </figcaption>
+          </figure>
+        )}
+      </div>
     </article>
   );
 }

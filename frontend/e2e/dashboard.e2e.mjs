@@ -51,9 +51,9 @@ async function waitForHealth(url, seconds) {
   throw new Error(`the API was not ready within ${seconds} s:\n${serverLog}`);
 }
 
-async function shoot(name) {
+async function shoot(name, { fullPage = true } = {}) {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage });
 }
 
 async function openTab(name) {
@@ -162,13 +162,23 @@ test("uploading a non-image shows the API's error in plain words", async () => {
   await failed.screenshot({ path: path.join(SCREENSHOTS, "error.png") });
 });
 
+test("an image without a face is judged whole, and says so", async () => {
+  const noFace = path.join(ROOT, "models", "figures", "roc.png"); // a plot: no face in it
+  await page.getByTestId("file-input").setInputFiles(noFace);
+  const judged = page.getByTestId("analysis").filter({ hasText: "roc.png" });
+  await judged.getByTestId("no-face").waitFor();
+  assert.match(await judged.getByTestId("no-face").innerText(), /No face found — judged the whole image/);
+  assert.equal(await judged.getByTestId("face-box").count(), 0, "no box without a face");
+  assert.equal(await judged.getByTestId("face-card").count(), 1);
+});
+
 test("the history survives a reload and lists every judged image", async () => {
   await page.reload();
   await openTab("History");
   const entries = page.getByTestId("history-entry");
   await entries.first().waitFor();
-  assert.equal(await entries.count(), 2, "two judged images; the failed upload is not history");
-  assert.ok((await page.getByRole("tab", { name: /^History/ }).innerText()).includes("2"));
+  assert.equal(await entries.count(), 3, "three judged images; the failed upload is not history");
+  assert.ok((await page.getByRole("tab", { name: /^History/ }).innerText()).includes("3"));
   const download = page.waitForEvent("download");
   await page.getByRole("button", { name: "Export CSV" }).click();
   const csv = await (await download).path();
@@ -188,7 +198,8 @@ test("the model view shows the running model, its figures and its limitations", 
   await page.waitForFunction(() =>
     [...document.querySelectorAll('[data-testid="model-view"] figure img')].every((image) => image.complete && image.naturalWidth > 0),
   );
-  await shoot("model");
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shoot("model", { fullPage: false }); // the figures below are models/figures/*.png already
 });
 
 test("clearing the history empties it", async () => {

@@ -74,7 +74,7 @@ export function explainError(error: unknown): ErrorExplanation {
   const { code, status, message } = error;
   if (code === "network") return { title: "API unreachable", detail: `${message}. Is the server running?` };
   if (status === 413) return { title: "Too large", detail: `${message}.` };
-  if (status === 415) return { title: "Unsupported file", detail: `${message}. Send a JPEG, PNG, WebP, GIF, BMP or TIFF image.` };
+  if (status === 415) return { title: "Unsupported file", detail: `${message}.` };
   if (code === "model_loading") return { title: "Model still loading", detail: "Try again in a few seconds." };
   if (status === 503) return { title: "Model unavailable", detail: `${message}.` };
   if (code === "corrupt_image") return { title: "Damaged image", detail: `${message}.` };

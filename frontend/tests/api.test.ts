@@ -48,9 +48,9 @@ describe("predictImage", () => {
 describe("explainError", () => {
   it("names the problem an analyst can act on", () => {
     expect(explainError(new ApiError(413, "file_too_large", "the file is 30 MB; the limit is 20 MB")).title).toBe("Too large");
-    expect(explainError(new ApiError(415, "unsupported_format", "a text file is not an image"))).toEqual({
+    expect(explainError(new ApiError(415, "unsupported_format", "plain text is not a supported image format"))).toEqual({
       title: "Unsupported file",
-      detail: "a text file is not an image. Send a JPEG, PNG, WebP, GIF, BMP or TIFF image.",
+      detail: "plain text is not a supported image format.",
     });
     expect(explainError(new ApiError(503, "model_loading", "loading")).title).toBe("Model still loading");
     expect(explainError(new ApiError(0, "network", "could not reach the API")).detail).toContain("Is the server running?");
