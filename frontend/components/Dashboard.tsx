@@ -5,6 +5,7 @@ import AnalyseView from "./AnalyseView";
 import HistoryView from "./HistoryView";
 import ModelView from "./ModelView";
 import Tabs, { type TabSpec } from "./Tabs";
+import { apiUrl } from "@/lib/api";
 import { useHistory } from "@/lib/useHistory";
 
 /** The views, in tab order. A new view (e.g. Video) is one more entry here. The URL hash names the open tab, so a
@@ -66,7 +67,7 @@ export default function Dashboard() {
       </main>
       <footer className="border-t border-ink-line py-4 text-xs text-text-faint">
         A second opinion for analysts, not an automated decision about a person. Images are sent only to this
-        Détecteur server; the history stays in this browser. <a className="underline hover:text-text" href="/docs">API docs</a>
+        Détecteur server; the history stays in this browser. <a className="underline hover:text-text" href={apiUrl("/docs")}>API docs</a>
       </footer>
     </div>
   );
