@@ -2,7 +2,6 @@
  * No server runtime, no image optimisation service, nothing fetched from a CDN. */
 const nextConfig = {
   output: "export",
-  distDir: process.env.NEXT_DIST_DIR || ".next",
   images: { unoptimized: true },
   trailingSlash: false,
   reactStrictMode: true,

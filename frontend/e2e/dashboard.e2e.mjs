@@ -2,7 +2,7 @@
 // Chromium through playwright-core. Run from frontend/ after `npm run build`: `npm run e2e`.
 // Saves screenshots of the main views to docs/screenshots/.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -17,6 +17,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const DETECTEUR = process.env.DETECTEUR_BIN || path.join(ROOT, ".venv", "bin", "detecteur");
 const FACE = path.join(SAMPLES, "stylegan-ffhq-fake-00ELJIYESN.jpg");
 const SECOND_FACE = path.join(SAMPLES, "lfw-faceswap-real-real_105.jpg");
+const PASTED = path.join(SAMPLES, "stylegan-ffhq-real-00006.jpg");
 const SERVER_START_SECONDS = 180;
 
 let server;
@@ -172,17 +173,33 @@ test("an image without a face is judged whole, and says so", async () => {
   assert.equal(await judged.getByTestId("face-card").count(), 1);
 });
 
+test("pasting an image from the clipboard analyses it", async () => {
+  const bytes = readFileSync(PASTED).toString("base64");
+  await page.evaluate(
+    ([base64, name]) => {
+      const data = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([data], name, { type: "image/jpeg" }));
+      window.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+    },
+    [bytes, path.basename(PASTED)],
+  );
+  const pasted = page.getByTestId("analysis").filter({ hasText: path.basename(PASTED) });
+  await pasted.and(page.locator('[data-state="done"]')).waitFor();
+  assert.ok((await pasted.getByTestId("face-box").count()) >= 1);
+});
+
 test("the history survives a reload and lists every judged image", async () => {
   await page.reload();
   await openTab("History");
   const entries = page.getByTestId("history-entry");
   await entries.first().waitFor();
-  assert.equal(await entries.count(), 3, "three judged images; the failed upload is not history");
-  assert.ok((await page.getByRole("tab", { name: /^History/ }).innerText()).includes("3"));
+  assert.equal(await entries.count(), 4, "four judged images; the failed upload is not history");
+  assert.ok((await page.getByRole("tab", { name: /^History/ }).innerText()).includes("4"));
   const download = page.waitForEvent("download");
   await page.getByRole("button", { name: "Export CSV" }).click();
   const csv = await (await download).path();
-  const text = (await import("node:fs")).readFileSync(csv, "utf8");
+  const text = readFileSync(csv, "utf8");
   assert.match(text.split("\r\n")[0], /^analysed_at,filename,image_verdict/);
   assert.ok(text.includes(path.basename(FACE)));
   await shoot("history");
