@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLES := tests/data/samples/*.jpg
 
-.PHONY: install run predict test lint typecheck pytest clean dashboard frontend-test e2e
+.PHONY: install run predict test lint typecheck pytest clean dashboard frontend-test e2e screenshots
 
 install: $(VENV)/.installed
 
@@ -58,7 +58,8 @@ dashboard: frontend/out/index.html
 frontend-test: frontend/node_modules/.installed
 	cd frontend && npm run typecheck && npm test
 
-# The dashboard in Debian's Chromium against the real API with the shipped model; writes docs/screenshots/.
+# The dashboard in Debian's Chromium against the real API with the shipped model (screenshots go to a temp
+# folder; `make screenshots` refreshes the README's docs/screenshots/).
 # Installs Chromium when missing and running as root; skips LOUDLY (exit 0) only when it cannot be had.
 e2e: install dashboard
 	@if [ ! -x "$(CHROMIUM)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -71,4 +72,7 @@ e2e: install dashboard
 		echo "### E2E SKIPPED: no Chromium at $(CHROMIUM) and it could not be installed"; \
 		echo "### (apt-get install chromium as root, or set CHROMIUM=/path/to/chromium)"; \
 		echo "################################################################################"; \
-	else cd frontend && CHROMIUM_PATH=$(CHROMIUM) npm run e2e; fi
+	else cd frontend && CHROMIUM_PATH=$(CHROMIUM) SCREENSHOTS_DIR=$(SCREENSHOTS_DIR) npm run e2e; fi
+
+screenshots:
+	$(MAKE) e2e SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots

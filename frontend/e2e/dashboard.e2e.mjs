@@ -1,8 +1,10 @@
 // End-to-end: the real FastAPI app with the shipped model, serving the built dashboard, driven by Debian's
 // Chromium through playwright-core. Run from frontend/ after `npm run build`: `npm run e2e`.
-// Saves screenshots of the main views to docs/screenshots/.
+// Saves screenshots of the main views to $SCREENSHOTS_DIR (`make screenshots` sets docs/screenshots/, the README's);
+// otherwise to a temporary folder, so a test run leaves the working tree clean.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
 import { createServer } from "node:net";
 import path from "node:path";
 import { after, before, test } from "node:test";
@@ -12,7 +14,7 @@ import { chromium } from "playwright-core";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SAMPLES = path.join(ROOT, "tests", "data", "samples");
-const SCREENSHOTS = path.join(ROOT, "docs", "screenshots");
+const SCREENSHOTS = process.env.SCREENSHOTS_DIR || mkdtempSync(path.join(os.tmpdir(), "detecteur-screenshots-"));
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 const DETECTEUR = process.env.DETECTEUR_BIN || path.join(ROOT, ".venv", "bin", "detecteur");
 const FACE = path.join(SAMPLES, "stylegan-ffhq-fake-00ELJIYESN.jpg");
