@@ -2,7 +2,7 @@
 for each backend, with the exported ONNX graph already cached; and once with an empty cache, where the first
 start also exports the graph.
 
-    .venv/bin/python benchmarks/cold_start.py [--starts 3]
+    .venv/bin/python benchmarks/cold_start.py [--starts 2]
 
 Writes benchmarks/results/cold_start.json.
 """
@@ -21,7 +21,7 @@ from detecteur.export import ensure_onnx
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--starts", type=int, default=2)
     parser.add_argument("--skip-first-export", action="store_true", help="skip the start with an empty cache")
     args = parser.parse_args()
 

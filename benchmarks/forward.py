@@ -1,8 +1,8 @@
-"""Model forward latency and throughput: torch eager vs torch channels-last (vs torch.compile with --compile) vs
-ONNX Runtime, batch 1 and batch 32, as ratios measured in the same run. Variants take turns in rounds so a
+"""Model forward latency and throughput: torch eager vs torch channels-last vs ONNX Runtime, batch 1 and batch 32,
+as ratios measured in the same run. Variants take turns in rounds so a
 change in the machine's load hits them alike. Also checks ONNX Runtime against torch on the sample faces.
 
-    .venv/bin/python benchmarks/forward.py [--model PATH] [--compile]
+    .venv/bin/python benchmarks/forward.py [--model PATH]
 
 Writes benchmarks/results/forward.json.
 """
@@ -40,7 +40,7 @@ def sample_batch(detector: Detector, size: int) -> torch.Tensor:
     return torch.stack(tensors)
 
 
-def runners(model_path: Path, threads: int, with_compile: bool) -> dict[str, Runner]:
+def runners(model_path: Path, threads: int) -> dict[str, Runner]:
     torch.set_num_threads(threads)
     eager, _ = load_model(model_path)
     channels_last, _ = load_model(model_path)
@@ -63,31 +63,32 @@ def runners(model_path: Path, threads: int, with_compile: bool) -> dict[str, Run
         "torch_channels_last": run_channels_last,
         "onnxruntime": run_onnxruntime,
     }
-    if with_compile:
-        compiled = torch.compile(channels_last)
-
-        def run_compiled(batch: torch.Tensor) -> object:
-            with torch.inference_mode():
-                return compiled(batch.contiguous(memory_format=torch.channels_last))
-
-        variants["torch_compile_channels_last"] = run_compiled
     return variants
 
 
-def measure(variants: dict[str, Runner], batch: torch.Tensor, rounds: int, per_round: int) -> dict[str, object]:
+def measure(
+    variants: dict[str, Runner], batch: torch.Tensor, rounds: int, per_round: int, round_budget_s: float
+) -> dict[str, object]:
+    """`rounds` turns per variant, each of `per_round` runs or `round_budget_s` seconds, whichever ends first
+    (a variant that collapses under the machine's load must not stall the whole benchmark)."""
     timings: dict[str, list[float]] = {name: [] for name in variants}
+    cpu_times: dict[str, list[float]] = {name: [] for name in variants}
     warm_up: dict[str, float] = {}
     for name, run in variants.items():
         started = time.perf_counter()
-        run(batch)  # first call: lazy initialisation (and compilation for torch.compile)
+        run(batch)  # first call: lazy initialisation
         warm_up[name] = round(time.perf_counter() - started, 2)
         run(batch)
     for _ in range(rounds):
         for name, run in variants.items():
+            round_started = time.perf_counter()
             for _ in range(per_round):
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
                 run(batch)
                 timings[name].append((time.perf_counter() - started) * 1000)
+                cpu_times[name].append((time.process_time() - cpu_started) * 1000)
+                if time.perf_counter() - round_started > round_budget_s:
+                    break
     size = batch.shape[0]
     results: dict[str, object] = {}
     for name, values in timings.items():
@@ -96,6 +97,8 @@ def measure(variants: dict[str, Runner], batch: torch.Tensor, rounds: int, per_r
             **percentiles(values, (50, 95)),
             "images_per_s": round(size * 1000 / p50, 1),
             "first_call_s": warm_up[name],
+            # CPU time of the process per run: what the run costs whatever else the shared machine is doing.
+            "cpu_ms_p50": round(float(np.percentile(cpu_times[name], 50)), 2),
             "runs": len(values),
         }
     eager_p50 = float(np.percentile(timings["torch_eager"], 50))
@@ -125,24 +128,23 @@ def equivalence(model_path: Path, batch: torch.Tensor) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Settings().model_path)
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
     cores = cpu_cores()
-    record = Record("forward", model=str(args.model), compile=args.compile, rounds=args.rounds)
+    record = Record("forward", model=str(args.model), rounds=args.rounds)
     detector = Detector(args.model, backend="torch")
     batch32 = sample_batch(detector, 32)
     unique = sample_batch(detector, len(list(SAMPLES.glob("*.jpg"))))
     results: dict[str, object] = {"equivalence_on_samples": equivalence(args.model, unique)}
     print("torch vs onnxruntime on the sample faces:", results["equivalence_on_samples"])
     for threads in sorted({cores, 1}, reverse=True):
-        variants = runners(args.model, threads, args.compile)
-        b1 = measure(variants, batch32[:1], rounds=args.rounds, per_round=20)
+        variants = runners(args.model, threads)
+        b1 = measure(variants, batch32[:1], rounds=args.rounds, per_round=20, round_budget_s=1.5)
         results[f"batch1_threads{threads}"] = b1
         print(f"batch 1, {threads} thread(s):", b1)
         if threads == cores:
-            b32 = measure(variants, batch32, rounds=args.rounds, per_round=2)
+            b32 = measure(variants, batch32, rounds=args.rounds, per_round=2, round_budget_s=3.0)
             results[f"batch32_threads{threads}"] = b32
             print(f"batch 32, {threads} thread(s):", b32)
     record.write(results)

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 import httpx
-from benchlib import Record, Server, face_jpeg, percentiles
+from benchlib import Record, Server, cpu_cores, face_jpeg, percentiles
 
 IMAGES = {"face_256px": 256, "photo_1280px": 1280}
 CONCURRENCY = (1, 8, 32)
@@ -84,7 +84,15 @@ def main() -> None:
         results["rss_mib_after_warm_up"] = rss_before
         for name, payload in payloads.items():
             for concurrency in args.concurrency:
+                server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
                 run = asyncio.run(load(server.base_url, payload, concurrency, args.seconds))
+                served = max(run["requests_ok"], 1)
+                # CPU time per request does not depend on what else the shared machine runs: 2 dedicated cores
+                # could serve at most cores / (server CPU per request) requests per second.
+                server_cpu_ms = 1000 * (server.cpu_seconds() - server_cpu) / served
+                run["server_cpu_ms_per_request"] = round(server_cpu_ms, 1)
+                run["load_generator_cpu_ms_per_request"] = round(1000 * (time.process_time() - client_cpu) / served, 1)
+                run["capacity_req_per_s_on_dedicated_cores"] = round(cpu_cores() * 1000 / server_cpu_ms, 1)
                 run["rss_mib_after"] = server.rss_mib()
                 results[f"{name}_c{concurrency}"] = run
                 print(f"{name} concurrency {concurrency}:", run, flush=True)

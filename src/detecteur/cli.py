@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -251,7 +252,8 @@ def predict(
             device=settings.device,
             backend=settings.backend,
             onnx_path=settings.onnx_path,
-            threads=settings.model_threads,
+            # One image at a time: every core goes to each inference.
+            threads=settings.model_threads or len(os.sched_getaffinity(0)),
         )
     except ModelFileError as error:
         raise _fail(str(error)) from error
