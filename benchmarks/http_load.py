@@ -94,7 +94,9 @@ def main() -> None:
                 run["load_generator_cpu_ms_per_request"] = round(1000 * (time.process_time() - client_cpu) / served, 1)
                 run["capacity_req_per_s_on_dedicated_cores"] = round(cpu_cores() * 1000 / server_cpu_ms, 1)
                 run["rss_mib_after"] = server.rss_mib()
-                results[f"{name}_c{concurrency}"] = run
+                key = f"{name}_c{concurrency}"
+                repeat = sum(existing == key or existing.startswith(f"{key}_run") for existing in results)
+                results[f"{key}_run{repeat + 1}" if repeat else key] = run
                 print(f"{name} concurrency {concurrency}:", run, flush=True)
         rss_after = server.rss_mib()
         results["rss_mib_end"] = rss_after

@@ -152,3 +152,13 @@ def test_the_service_answers_with_the_onnxruntime_backend(tiny_model: Path, tiny
         )
         assert response.status_code == 200, response.text
         assert response.json()["results"][0]["face_detected"]
+
+
+def test_a_gpu_device_runs_on_torch_whatever_the_backend_setting(
+    tiny_model: Path, tiny_graph: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[str] = []
+    monkeypatch.setattr("detecteur.engine.TorchBackend", lambda model, device: built.append(device.type) or model)
+    monkeypatch.setattr("detecteur.engine.load_model", lambda path, device: (None, read_metadata(tiny_model)))
+    Detector(tiny_model, device="cuda", backend="onnxruntime", onnx_path=tiny_graph)
+    assert built == ["cuda"]

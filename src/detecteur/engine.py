@@ -97,9 +97,10 @@ class Detector:
         self._torch_model: nn.Module | None = None
         self._torch_lock = threading.Lock()
         self.backend: Backend
+        if backend == "onnxruntime" and self.device.type != "cpu":
+            log.warning("the onnxruntime backend runs on the CPU only; running on %s with torch", device)
+            backend = "torch"
         if backend == "onnxruntime":
-            if self.device.type != "cpu":
-                raise ValueError(f"the onnxruntime backend runs on the CPU; device {device!r} needs backend torch")
             self.metadata = read_metadata(model_path)
             try:
                 self.backend = OnnxRuntimeBackend(ensure_onnx(model_path, onnx_path), threads or 1)
