@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLES := tests/data/samples/*.jpg
 
-.PHONY: install run predict test lint typecheck pytest clean dashboard frontend-test e2e screenshots
+.PHONY: install run predict test lint typecheck pytest clean dashboard frontend-test e2e screenshots bench
 
 install: $(VENV)/.installed
 
@@ -36,6 +36,13 @@ pytest: install
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest frontend-test e2e
+
+# Speed figures (not part of `make test`): each script prints its figures and writes benchmarks/results/<name>.json.
+bench: install
+	$(BIN)/python benchmarks/forward.py
+	$(BIN)/python benchmarks/faces.py
+	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/http_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache frontend/node_modules frontend/.next frontend/out

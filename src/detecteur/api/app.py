@@ -275,7 +275,14 @@ def create_app(
 
 
 def _load_detector(settings: Settings) -> Detector:
-    detector = Detector(settings.model_path, device=settings.device, batch_size=settings.batch_size)
+    detector = Detector(
+        settings.model_path,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        backend=settings.backend,
+        onnx_path=settings.onnx_path,
+        threads=settings.threads_per_inference,
+    )
     detector.warm_up()
     return detector
 
