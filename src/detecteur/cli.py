@@ -284,3 +284,40 @@ def predict(
         errors.print(f"[bold red]error:[/] {failure['image']}: {failure['error']}", soft_wrap=True)
     if failures:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def score(
+    source: Annotated[str, typer.Argument(help="A folder (searched recursively) or a glob, e.g. 'data/**/*.jpg'.")],
+    out: Annotated[Path, typer.Option(help="Parquet file of results: one row per face.")] = Path("results.parquet"),
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
+    use_ray: Annotated[bool, typer.Option("--ray", help="Score with Ray Data actors on a local Ray instance.")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join a Ray cluster instead: 'auto' or ADDRESS (implies --ray).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray actors (default: one per CPU of the cluster).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 32,
+) -> None:
+    """Score an image collection into a Parquet file: path, face box, fake probability, verdict, model version, or
+    the error for a file that cannot be read. Re-running skips the files already in --out."""
+    from detecteur.model import ModelFileError
+    from detecteur.scoring import Limits, RayOptions, ScoringError, find_images, score_collection
+
+    settings = Settings()
+    ray_options = RayOptions(ray_address, workers) if use_ray or ray_address else None
+    try:
+        summary = score_collection(
+            find_images(source),
+            out,
+            model or settings.model_path,
+            Limits(settings.max_upload_bytes, settings.max_pixels),
+            device=settings.device,
+            batch_size=batch_size,
+            ray=ray_options,
+        )
+    except (ScoringError, ModelFileError, OSError) as error:
+        raise _fail(str(error)) from error
+    console.print(
+        f"{out}: scored {summary.images} images ({summary.faces} rows, {summary.errors} unreadable) in "
+        f"{summary.seconds:.1f} s, {summary.images_per_second:.1f} images/s; {summary.skipped} already there"
+    )
