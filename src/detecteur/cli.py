@@ -115,6 +115,9 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
     max_train_images: Annotated[int | None, typer.Option(help="Train on a stratified subset.")] = None,
     max_eval_images: Annotated[int | None, typer.Option(help="Validate on a stratified subset.")] = None,
+    ddp: Annotated[
+        bool, typer.Option("--ddp", help="Data-parallel over the processes torchrun starts (gloo on CPU, NCCL on GPU).")
+    ] = False,
 ) -> None:
     """Train a detector; best model (by validation AUC) lands in OUT/best.safetensors."""
     from pydantic import ValidationError
@@ -134,7 +137,7 @@ def train(
         recipe = TrainConfig.model_validate(
             recipe.model_dump() | {key: value for key, value in overrides.items() if value is not None}
         )
-        best = run_training(recipe, split, out, resume=resume, device_name=device)
+        best = run_training(recipe, split, out, resume=resume, device_name=device, distributed_run=ddp)
     except (ValidationError, DataError, RunError, ImageError, OSError) as error:
         raise _fail(str(error)) from error
     console.print(f"best model: {best}")
