@@ -205,3 +205,17 @@ def test_ray_actors_score_like_the_single_process_path(tmp_path: Path, local_ray
         if reference["fake_probability"] is not None:
             assert row["fake_probability"] == pytest.approx(reference["fake_probability"], abs=1e-4)
     assert score_collection(paths, distributed, SHIPPED, LIMITS, ray=RayOptions(workers=2), progress=False).images == 0
+
+
+def test_the_score_command_writes_the_parquet_and_says_what_it_did(collection: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from detecteur.cli import app
+
+    out = tmp_path / "results.parquet"
+    result = CliRunner().invoke(app, ["score", str(collection), "--out", str(out), "--model", str(SHIPPED)])
+    assert result.exit_code == 0, result.output
+    assert "scored 9 images" in result.output and "2 unreadable" in result.output
+    assert len(read_rows(out)) == 9
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "nothing-*.jpg"), "--out", str(out)])
+    assert result.exit_code == 2 and "no image files" in result.output
