@@ -231,3 +231,35 @@ def test_compose_runs_the_service_and_prometheus_scrapes_its_metrics(memory: dic
     assert scrape["metrics_path"] == "/metrics"
     assert scrape["static_configs"][0]["targets"] == [f"detecteur:{port}"]
     assert prometheus["depends_on"]["detecteur"]["condition"] == "service_healthy"
+
+
+def test_the_image_healthcheck_fails_while_health_answers_503(instructions: list[tuple[str, str]]) -> None:
+    """Runs the HEALTHCHECK command itself against a stand-in for the service: 503 (model loading), then 200."""
+    import http.server
+    import os
+    import threading
+
+    statuses = iter([503, 200])
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(next(statuses) if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    healthcheck = dict(final_stage(instructions))["HEALTHCHECK"]
+    command = json.loads(healthcheck[healthcheck.index("CMD") + 3 :].strip())
+    assert command[0] == "python"
+    environment = os.environ | {"DETECTEUR_PORT": str(server.server_address[1])}
+    try:
+        outcomes = [
+            subprocess.run([sys.executable, *command[1:]], env=environment, capture_output=True).returncode
+            for _ in range(2)
+        ]
+    finally:
+        server.shutdown()
+    assert outcomes[0] != 0 and outcomes[1] == 0
