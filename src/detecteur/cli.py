@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -140,7 +141,8 @@ def train(
         best = run_training(recipe, split, out, resume=resume, device_name=device, distributed_run=ddp)
     except (ValidationError, DataError, RunError, ImageError, OSError) as error:
         raise _fail(str(error)) from error
-    console.print(f"best model: {best}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once: from the main process
+        console.print(f"best model: {best}")
 
 
 # (report key, column header): short headers keep the table readable in an 80-column terminal.
