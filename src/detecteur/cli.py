@@ -116,6 +116,9 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
     max_train_images: Annotated[int | None, typer.Option(help="Train on a stratified subset.")] = None,
     max_eval_images: Annotated[int | None, typer.Option(help="Validate on a stratified subset.")] = None,
+    ddp: Annotated[
+        bool, typer.Option("--ddp", help="Data-parallel over the processes torchrun starts (gloo on CPU, NCCL on GPU).")
+    ] = False,
 ) -> None:
     """Train a detector; best model (by validation AUC) lands in OUT/best.safetensors."""
     from pydantic import ValidationError
@@ -135,10 +138,11 @@ def train(
         recipe = TrainConfig.model_validate(
             recipe.model_dump() | {key: value for key, value in overrides.items() if value is not None}
         )
-        best = run_training(recipe, split, out, resume=resume, device_name=device)
+        best = run_training(recipe, split, out, resume=resume, device_name=device, distributed_run=ddp)
     except (ValidationError, DataError, RunError, ImageError, OSError) as error:
         raise _fail(str(error)) from error
-    console.print(f"best model: {best}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once: from the main process
+        console.print(f"best model: {best}")
 
 
 # (report key, column header): short headers keep the table readable in an 80-column terminal.
@@ -315,4 +319,41 @@ def export(
         raise _fail(f"cannot export {model_path}: {error}") from error
     console.print(
         f"wrote {written} (ONNX Runtime matches torch within {MAX_PROBABILITY_DIFFERENCE:g} on fake probabilities)"
+    )
+
+
+@app.command()
+def score(
+    source: Annotated[str, typer.Argument(help="A folder (searched recursively) or a glob, e.g. 'data/**/*.jpg'.")],
+    out: Annotated[Path, typer.Option(help="Parquet file of results: one row per face.")] = Path("results.parquet"),
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
+    use_ray: Annotated[bool, typer.Option("--ray", help="Score with Ray Data actors on a local Ray instance.")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join a Ray cluster instead: 'auto' or ADDRESS (implies --ray).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray actors (default: one per CPU of the cluster).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 32,
+) -> None:
+    """Score an image collection into a Parquet file: path, face box, fake probability, verdict, model version, or
+    the error for a file that cannot be read. Re-running skips the files already in --out."""
+    from detecteur.model import ModelFileError
+    from detecteur.scoring import Limits, RayOptions, ScoringError, find_images, score_collection
+
+    settings = Settings()
+    ray_options = RayOptions(ray_address, workers) if use_ray or ray_address else None
+    try:
+        summary = score_collection(
+            find_images(source),
+            out,
+            model or settings.model_path,
+            Limits(settings.max_upload_bytes, settings.max_pixels),
+            device=settings.device,
+            batch_size=batch_size,
+            ray=ray_options,
+        )
+    except (ScoringError, ModelFileError, OSError) as error:
+        raise _fail(str(error)) from error
+    console.print(
+        f"{out}: scored {summary.images} images ({summary.faces} rows, {summary.errors} unreadable) in "
+        f"{summary.seconds:.1f} s, {summary.images_per_second:.1f} images/s; {summary.skipped} already there"
     )
