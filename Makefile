@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLES := tests/data/samples/*.jpg
 
-.PHONY: install run predict test lint typecheck pytest clean
+.PHONY: install run predict test lint typecheck pytest soak clean
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ pytest: install
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+# 10 000 mixed requests (faces, no faces, hostile inputs) at concurrency 16 against a server on 127.0.0.1;
+# writes benchmarks/results/soak.json and fails on any 5xx, dropped connection or RSS growth over 10 %.
+soak: install
+	$(BIN)/python -m scripts.soak --requests 10000 --concurrency 16 --out benchmarks/results/soak.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

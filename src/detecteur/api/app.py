@@ -35,7 +35,7 @@ from detecteur.api.schemas import (
     SeedRawScores,
     Timings,
 )
-from detecteur.api.security import AccessGuard, RequestTimeout, SecurityHeaders
+from detecteur.api.security import AccessGuard, RequestTimeout, SecurityHeaders, display_filename
 from detecteur.api.telemetry import Telemetry
 from detecteur.config import Settings
 from detecteur.engine import Detector, ImageVerdict
@@ -163,7 +163,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            error.status_code, "http_error"
+        )
         return _error(error.status_code, code, str(error.detail))
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["service"])
@@ -251,7 +253,7 @@ def create_app(
             total = (time.perf_counter() - started) * 1000
             return (
                 ImageResult(
-                    filename=upload.filename,
+                    filename=display_filename(upload.filename),
                     width=decoded.width,
                     height=decoded.height,
                     face_detected=judged.face_detected,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -62,6 +63,18 @@ SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
     ("Referrer-Policy", "no-referrer"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 )
+
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def display_filename(filename: str | None) -> str | None:
+    """The client's file name as it may be shown back: no directories (`../../etc/passwd` → `passwd`), no control
+    characters (NUL, newlines), at most 255 characters. The service never uses it as a path."""
+    if filename is None:
+        return None
+    name = _CONTROL_CHARACTERS.sub("", filename).replace("\\", "/").rsplit("/", 1)[-1]
+    return name[:255] or None
 
 
 def is_protected(path: str) -> bool:
