@@ -19,6 +19,7 @@ import argparse
 import http.client
 import io
 import json
+import select
 import socket
 import struct
 import time
@@ -69,8 +70,10 @@ class HostileCase:
 class Outcome:
     status: int
     body: dict[str, object] = field(default_factory=dict)
-    # Set when the server closed the connection before answering (or while we were still sending).
+    # Set when the server closed the connection before answering.
     connection_error: str | None = None
+    # Body bytes the client got out before the server answered (or closed): less than the body when cut off.
+    bytes_sent: int = 0
 
     @property
     def code(self) -> str | None:
@@ -553,8 +556,9 @@ def send(request: HostileRequest, host: str, port: int, timeout: float = 60.0) -
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         send_error: OSError | None = None
+        progress = [0]
         try:
-            _send_request(connection, request)
+            _send_request(connection, request, progress)
         except OSError as error:
             send_error = error
             if connection.sock is None:  # never connected, or closed before an answer could arrive
@@ -568,12 +572,12 @@ def send(request: HostileRequest, host: str, port: int, timeout: float = 60.0) -
             body = json.loads(raw) if raw else {}
         except json.JSONDecodeError:
             body = {"raw": raw[:200].decode("latin-1")}
-        return Outcome(response.status, body if isinstance(body, dict) else {"json": body})
+        return Outcome(response.status, body if isinstance(body, dict) else {"json": body}, bytes_sent=progress[0])
     finally:
         connection.close()
 
 
-def _send_request(connection: http.client.HTTPConnection, request: HostileRequest) -> None:
+def _send_request(connection: http.client.HTTPConnection, request: HostileRequest, progress: list[int]) -> None:
     connection.putrequest(request.method, request.path, skip_accept_encoding=True)
     headers = dict(request.headers)
     chunked = request.chunk_bytes > 0
@@ -587,9 +591,13 @@ def _send_request(connection: http.client.HTTPConnection, request: HostileReques
     if not chunked:
         if request.body:
             connection.send(request.body)
+            progress[0] = len(request.body)
         return
     for piece in _pieces(request.body, request.chunk_bytes):
+        if connection.sock is not None and select.select([connection.sock], [], [], 0)[0]:
+            return  # the server has answered (or closed) before the end of the body: stop, like a browser
         connection.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+        progress[0] += len(piece)
         time.sleep(request.pause_seconds)
     connection.send(b"0\r\n\r\n")
 

@@ -233,9 +233,10 @@ class RequestTimeout:
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            await send(message)
+            # Only once it went out: a send interrupted by the timeout has sent nothing, and the 503 can follow.
             if message["type"] == "http.response.start":
                 response_started = True
-            await send(message)
 
         with anyio.move_on_after(self.seconds) as timer:
             await self.app(scope, tracking_receive, tracking_send)
