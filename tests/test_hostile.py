@@ -27,6 +27,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     port = free_port(HOST)
     log = tmp_path_factory.mktemp("hostile-server") / "server.log"
     env = dict(os.environ, DETECTEUR_HOST=HOST, DETECTEUR_PORT=str(port), DETECTEUR_MODEL_PATH=str(model))
+    # One OpenMP thread per inference: on a busy shared machine two spin-wait for each other (see test_faults).
+    env["OMP_NUM_THREADS"] = "1"
     with log.open("wb") as output:
         process = subprocess.Popen([sys.executable, "-m", "detecteur", "serve"], env=env, stdout=output, stderr=output)
     try:
