@@ -278,7 +278,8 @@ def create_app(
                 judged,
             )
 
-        assert state.inference is not None, "the lifespan creates the inference queue"
+        if state.inference is None:  # only before the lifespan has run
+            raise ServiceError(503, "model_loading", "the service is still starting; retry shortly")
         try:
             result, judged = await state.inference.run(work)
         except QueueFull as full:
