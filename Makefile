@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLES := tests/data/samples/*.jpg
 
-.PHONY: install run predict test lint typecheck pytest clean dashboard frontend-test e2e screenshots bench
+.PHONY: install run predict test lint typecheck pytest clean dashboard frontend-test e2e screenshots bench soak
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ bench: install
 	$(BIN)/python benchmarks/faces.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/http_load.py
+
+# 10 000 mixed requests (faces, no faces, hostile inputs) at concurrency 16 against a server on 127.0.0.1;
+# writes benchmarks/results/soak.json and fails on any 5xx, dropped connection or RSS growth over 10 %.
+soak: install
+	$(BIN)/python -m scripts.soak --requests 10000 --concurrency 16 --out benchmarks/results/soak.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache frontend/node_modules frontend/.next frontend/out

@@ -99,9 +99,16 @@ def serve(
     import uvicorn
 
     from detecteur.api.app import create_app
+    from detecteur.model import ModelFileError, verify_model_file
 
     overrides = {"host": host, "port": port, "model_path": model}
     settings = Settings().model_copy(update={key: value for key, value in overrides.items() if value is not None})
+    # A damaged or tampered model file stops the service here; a missing one is served as 503 by /health.
+    if settings.model_path.exists():
+        try:
+            verify_model_file(settings.model_path)
+        except ModelFileError as error:
+            raise _fail(f"refusing to serve: {error}") from error
     console.print(f"serving {settings.model_path} on http://{settings.host}:{settings.port} (docs at /docs)")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 

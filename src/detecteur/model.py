@@ -7,6 +7,7 @@ Kaiming-normal initialising the extra (Laplacian) channel.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -16,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -169,6 +170,9 @@ class ModelMetadata(BaseModel):
     training: dict[str, Any] = {}
     git_commit: str | None = None
     created_at: str
+    # sha256 of the weights (`weights_sha256`), written by `save_model` and checked by `load_model`: a damaged or
+    # tampered file is refused. Files written before it existed have None and load unchecked.
+    weights_sha256: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelMetadata:
@@ -184,10 +188,23 @@ class ModelMetadata(BaseModel):
         return InputSpec(input_size=self.input_size, in_chans=self.in_chans, mean=self.mean, std=self.std)
 
 
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order: the same for the same weights
+    however the file is laid out, and different if one byte of one tensor differs."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_model(model: nn.Module, metadata: ModelMetadata, path: Path) -> None:
-    """Write weights + metadata atomically: a crash mid-write never leaves a half-written model file."""
+    """Write weights + metadata (with the weights' sha256) atomically: a crash or a full disk mid-write never
+    leaves a half-written model file, and the previous file stays as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: tensor.detach().to("cpu").contiguous() for key, tensor in model.state_dict().items()}
+    metadata = metadata.model_copy(update={"weights_sha256": weights_sha256(state)})
     with atomic_path(path) as temporary:
         save_file(state, str(temporary), metadata={METADATA_KEY: metadata.model_dump_json()})
 
@@ -209,12 +226,34 @@ def read_metadata(path: Path) -> ModelMetadata:
         raise ModelFileError(f"{path}: metadata not understood by this version: {error}") from error
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:
-    """Model in eval mode + its metadata. Never unpickles: safetensors only."""
+def _verified_weights(path: Path) -> tuple[dict[str, torch.Tensor], ModelMetadata]:
     metadata = read_metadata(path)
-    model = build(metadata.arch, in_chans=metadata.in_chans, pretrained=False)
     try:
         state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise ModelFileError(f"{path}: the weights cannot be read (damaged or truncated file?): {error}") from error
+    if metadata.weights_sha256 is None:
+        log.warning("%s carries no weights sha256; its integrity cannot be checked", path)
+    elif (actual := weights_sha256(state)) != metadata.weights_sha256:
+        raise ModelFileError(
+            f"{path}: the weights do not match the sha256 recorded in the file ({actual[:12]}… instead of "
+            f"{metadata.weights_sha256[:12]}…): the file is damaged or was modified; refusing to use it"
+        )
+    return state, metadata
+
+
+def verify_model_file(path: Path) -> ModelMetadata:
+    """Check a model file without building the model: readable, metadata understood, weights matching their
+    sha256. Raises `ModelFileError` saying what is wrong."""
+    return _verified_weights(path)[1]
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:
+    """Model in eval mode + its metadata. Never unpickles: safetensors only. Refuses a file whose weights do not
+    match the sha256 in its metadata."""
+    state, metadata = _verified_weights(path)
+    model = build(metadata.arch, in_chans=metadata.in_chans, pretrained=False)
+    try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, OSError) as error:
         raise ModelFileError(f"{path}: weights do not fit a {metadata.arch} model: {error}") from error

@@ -203,6 +203,10 @@ def _train(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
 
     start_epoch, best_val_auc, epochs_since_best = 1, -1.0, 0
+    if resume:
+        # A run killed while writing a file leaves the temporary copy behind (the file itself is intact).
+        for stale in run_dir.glob(".*.tmp"):
+            stale.unlink()
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         if state["split_sha256"] != split_sha256:
