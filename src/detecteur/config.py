@@ -126,6 +126,7 @@ class Settings(BaseSettings):
     @property
     def threads_per_inference(self) -> int:
         return self.model_threads or max(1, len(os.sched_getaffinity(0)) // self.inference_threads)
+
     # Images waiting for an inference thread, beyond those being judged; past it: 503 + Retry-After at once.
     max_queue: int = Field(32, ge=0)
     # A request still unanswered after this long (upload included) gets 408 (body still arriving) or 503.

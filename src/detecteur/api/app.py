@@ -23,7 +23,6 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from detecteur.api.dashboard import mount_dashboard
-from detecteur.api.limits import BodySizeLimit
 from detecteur.api.limits import BodySizeLimit, InferenceQueue, QueueFull
 from detecteur.api.schemas import (
     Box,
