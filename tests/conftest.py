@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,17 @@ from detecteur.train import train
 from tests.toy_data import make_toy_dataset
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_backend_and_a_temporary_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The service's default backend (onnxruntime) exports each new model file to ONNX first, ~10 s of CPU: the
+    suite's throw-away models run on torch unless a test asks otherwise (tests/test_export.py does), and any graph
+    a test exports lands in a temporary folder, never in the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DETECTEUR_BACKEND", "torch")
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
 
 
 def toy_config(**overrides: object) -> TrainConfig:

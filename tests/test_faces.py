@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detecteur.faces import FaceBox, FaceFinder, encode_face, normalise_face
+from detecteur.faces import DETECTION_MAX_SIDE, FaceBox, FaceFinder, encode_face, normalise_face
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
 
@@ -65,3 +65,28 @@ def test_without_a_face_the_centre_square_of_the_whole_image_is_used() -> None:
     face = np.asarray(normalise_face(image, None, 64))
     assert face.shape == (64, 64, 3)
     assert face.mean() > 240
+
+
+def test_a_huge_image_is_detected_on_a_reduced_copy_with_the_boxes_of_full_resolution(
+    finder: FaceFinder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    face = Image.open(SAMPLES / "stylegan-ffhq-real-00006.jpg").convert("RGB")
+    canvas = Image.new("RGB", (3100, 2100), (120, 130, 140))
+    canvas.paste(face.resize((face.width * 4, face.height * 4), Image.Resampling.BICUBIC), (2000, 1000))
+    with monkeypatch.context() as full_resolution:
+        full_resolution.setattr("detecteur.faces.DETECTION_MAX_SIDE", 100_000)
+        (expected,) = finder.detect(canvas)
+    seen_sizes: list[tuple[int, int]] = []
+    detect = finder._detector.detect
+    monkeypatch.setattr(
+        finder._detector, "detect", lambda image: seen_sizes.append((image.width, image.height)) or detect(image)
+    )
+    (box,) = finder.detect(canvas)
+    assert max(seen_sizes[0]) <= DETECTION_MAX_SIDE
+    assert box.x >= 2000 and box.y >= 1000 and box.x + box.width <= 2000 + face.width * 4
+    # Within 2 % of the face size (one pixel of the reduced copy is three here).
+    assert np.allclose(
+        (box.x, box.y, box.width, box.height),
+        (expected.x, expected.y, expected.width, expected.height),
+        atol=0.02 * expected.width,
+    )

@@ -10,7 +10,7 @@ import pytest
 from detecteur.config import Settings
 from detecteur.data import open_image
 from detecteur.engine import Detector
-from detecteur.model import read_metadata
+from detecteur.model import read_metadata, verify_model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / Settings().model_path
@@ -22,6 +22,12 @@ def test_the_default_model_file_is_shipped_and_loads() -> None:
     metadata = read_metadata(SHIPPED)
     assert metadata.version in SHIPPED.name
     assert metadata.framing == "face_crop" and metadata.in_chans == 4
+
+
+def test_the_shipped_model_carries_the_hash_of_its_weights() -> None:
+    # The service refuses a model file whose weights do not match this hash; an unhashed file would only warn.
+    assert read_metadata(SHIPPED).weights_sha256 is not None
+    verify_model_file(SHIPPED)
 
 
 def test_the_model_card_quotes_the_shipped_files_own_figures() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -99,9 +100,16 @@ def serve(
     import uvicorn
 
     from detecteur.api.app import create_app
+    from detecteur.model import ModelFileError, verify_model_file
 
     overrides = {"host": host, "port": port, "model_path": model}
     settings = Settings().model_copy(update={key: value for key, value in overrides.items() if value is not None})
+    # A damaged or tampered model file stops the service here; a missing one is served as 503 by /health.
+    if settings.model_path.exists():
+        try:
+            verify_model_file(settings.model_path)
+        except ModelFileError as error:
+            raise _fail(f"refusing to serve: {error}") from error
     console.print(f"serving {settings.model_path} on http://{settings.host}:{settings.port} (docs at /docs)")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
@@ -116,6 +124,9 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
     max_train_images: Annotated[int | None, typer.Option(help="Train on a stratified subset.")] = None,
     max_eval_images: Annotated[int | None, typer.Option(help="Validate on a stratified subset.")] = None,
+    ddp: Annotated[
+        bool, typer.Option("--ddp", help="Data-parallel over the processes torchrun starts (gloo on CPU, NCCL on GPU).")
+    ] = False,
 ) -> None:
     """Train a detector; best model (by validation AUC) lands in OUT/best.safetensors."""
     from pydantic import ValidationError
@@ -135,10 +146,11 @@ def train(
         recipe = TrainConfig.model_validate(
             recipe.model_dump() | {key: value for key, value in overrides.items() if value is not None}
         )
-        best = run_training(recipe, split, out, resume=resume, device_name=device)
+        best = run_training(recipe, split, out, resume=resume, device_name=device, distributed_run=ddp)
     except (ValidationError, DataError, RunError, ImageError, OSError) as error:
         raise _fail(str(error)) from error
-    console.print(f"best model: {best}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, once: from the main process
+        console.print(f"best model: {best}")
 
 
 # (report key, column header): short headers keep the table readable in an 80-column terminal.
@@ -302,7 +314,14 @@ def predict(
 
     settings = Settings()
     try:
-        detector = Detector(model or settings.model_path, device=settings.device)
+        detector = Detector(
+            model or settings.model_path,
+            device=settings.device,
+            backend=settings.backend,
+            onnx_path=settings.onnx_path,
+            # One image at a time: every core goes to each inference.
+            threads=settings.model_threads or len(os.sched_getaffinity(0)),
+        )
     except ModelFileError as error:
         raise _fail(str(error)) from error
     from detecteur.video import VideoError, VideoLimits, is_video_file, judge_video
@@ -356,3 +375,64 @@ def predict(
         errors.print(f"[bold red]error:[/] {name}: {failure['error']}", soft_wrap=True)
     if failures:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def export(
+    export_format: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
+    out: Annotated[Path | None, typer.Option(help="File to write (default: where the service looks for it).")] = None,
+) -> None:
+    """Export a model file to ONNX for the onnxruntime backend, checked against torch before it is written."""
+    from detecteur.export import MAX_PROBABILITY_DIFFERENCE, default_cache_dir, export_onnx, onnx_path_for
+    from detecteur.model import ModelFileError
+
+    if export_format != "onnx":
+        raise _fail(f"unknown export format {export_format!r}; supported: onnx")
+    settings = Settings()
+    model_path = model or settings.model_path
+    try:
+        target = out or settings.onnx_path or onnx_path_for(model_path, default_cache_dir())
+        written = export_onnx(model_path, target)
+    except (ModelFileError, OSError) as error:
+        raise _fail(f"cannot export {model_path}: {error}") from error
+    console.print(
+        f"wrote {written} (ONNX Runtime matches torch within {MAX_PROBABILITY_DIFFERENCE:g} on fake probabilities)"
+    )
+
+
+@app.command()
+def score(
+    source: Annotated[str, typer.Argument(help="A folder (searched recursively) or a glob, e.g. 'data/**/*.jpg'.")],
+    out: Annotated[Path, typer.Option(help="Parquet file of results: one row per face.")] = Path("results.parquet"),
+    model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
+    use_ray: Annotated[bool, typer.Option("--ray", help="Score with Ray Data actors on a local Ray instance.")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Join a Ray cluster instead: 'auto' or ADDRESS (implies --ray).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Ray actors (default: one per CPU of the cluster).")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per batch.")] = 32,
+) -> None:
+    """Score an image collection into a Parquet file: path, face box, fake probability, verdict, model version, or
+    the error for a file that cannot be read. Re-running skips the files already in --out."""
+    from detecteur.model import ModelFileError
+    from detecteur.scoring import Limits, RayOptions, ScoringError, find_images, score_collection
+
+    settings = Settings()
+    ray_options = RayOptions(ray_address, workers) if use_ray or ray_address else None
+    try:
+        summary = score_collection(
+            find_images(source),
+            out,
+            model or settings.model_path,
+            Limits(settings.max_upload_bytes, settings.max_pixels),
+            device=settings.device,
+            batch_size=batch_size,
+            ray=ray_options,
+        )
+    except (ScoringError, ModelFileError, OSError) as error:
+        raise _fail(str(error)) from error
+    console.print(
+        f"{out}: scored {summary.images} images ({summary.faces} rows, {summary.errors} unreadable) in "
+        f"{summary.seconds:.1f} s, {summary.images_per_second:.1f} images/s; {summary.skipped} already there"
+    )

@@ -5,12 +5,13 @@ Nothing here touches the file system at import time; `TrainConfig.from_toml` rea
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # The one label order, used by data, training, evaluation, the model file and the service.
 # The reference implementation inverted this between trainer and API; never re-type it elsewhere.
@@ -29,6 +30,8 @@ Arch = Literal["resnet18", "efficientnet_lite0"]
 # What the model was trained to look at: the whole image resized, or the normalised face crop of
 # `faces.normalise_face` (serving must then detect and crop faces the same way).
 Framing = Literal["whole_image", "face_crop"]
+# How the service runs the network: torch, or ONNX Runtime on the graph exported from the same model file.
+BackendName = Literal["torch", "onnxruntime"]
 
 
 class AugmentConfig(BaseModel):
@@ -115,3 +118,36 @@ class Settings(BaseSettings):
     video_max_frames: int = Field(60, ge=1)
     video_max_seconds: float = Field(120.0, gt=0)
     video_max_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    # The dashboard's static export (`cd frontend && npm ci && npm run build`), served at `/` when it exists.
+    dashboard_dir: Path = Path("frontend/out")
+    # How the network runs; the default is the faster one measured on 2 cores (benchmarks/README.md).
+    backend: BackendName = "onnxruntime"
+    # The exported graph for the onnxruntime backend; None: exported once per model file into
+    # $XDG_CACHE_HOME/detecteur (~/.cache/detecteur), re-exported when the model file changes.
+    onnx_path: Path | None = None
+    # Intra-op threads of one inference; None: the cores shared out among the inference threads, so concurrent
+    # requests never oversubscribe the CPU.
+    model_threads: int | None = Field(None, ge=1)
+
+    @property
+    def threads_per_inference(self) -> int:
+        return self.model_threads or max(1, len(os.sched_getaffinity(0)) // self.inference_threads)
+
+    # Images waiting for an inference thread, beyond those being judged; past it: 503 + Retry-After at once.
+    max_queue: int = Field(32, ge=0)
+    # A request still unanswered after this long (upload included) gets 408 (body still arriving) or 503.
+    request_timeout_seconds: float = Field(60.0, gt=0)
+    # DETECTEUR_API_KEYS="key1,key2": the prediction, model and metrics routes then need one of them in X-API-Key
+    # or `Authorization: Bearer`; /health, the dashboard and the docs stay open. Empty: no authentication.
+    api_keys: Annotated[list[SecretStr], NoDecode] = []
+    # Requests a minute per API key (per client address without keys) on those routes, in bursts of up to
+    # `rate_limit_burst`; 0 = no rate limit.
+    rate_limit_per_minute: float = Field(0.0, ge=0)
+    rate_limit_burst: int = Field(10, ge=1)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_api_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ import torch
 from PIL import Image, ImageFilter
 from rich.progress import track
 from sklearn.model_selection import StratifiedGroupKFold
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig
@@ -334,21 +335,33 @@ def make_loader(
     shuffle: bool,
     sample_weights: Sequence[float] | None = None,
     transform: Callable[[Image.Image], torch.Tensor] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> DataLoader[tuple[torch.Tensor, int]]:
     """Batches of (model input, label); `augment=None` gives the exact serving transform, and `transform`
     replaces both (evaluation under perturbations).
 
     With `sample_weights`, an epoch draws len(records) images with replacement in proportion to them.
+    With `shard=(rank, world_size)` (data-parallel training), this process gets its 1/world_size of the epoch:
+    a disjoint slice of the shuffled images, or its own share of the weighted draws; every process the same count.
     """
     transform = transform or TrainingTransform(spec, augment or AugmentConfig(enabled=False))
-    generator = torch.Generator().manual_seed(seed)
-    sampler = None
+    rank, world_size = shard or (0, 1)
+    dataset = FaceDataset(records, transform)
+    # Distinct per process and per seed (the training loop passes one seed per epoch); `seed` itself on one process.
+    generator = torch.Generator().manual_seed(seed * world_size + rank)
+    sampler: Sampler[int] | None = None
     if sample_weights is not None:
+        # Draws with replacement are independent, so each process drawing its share makes one epoch's draw.
         sampler = WeightedRandomSampler(
-            list(sample_weights), num_samples=len(records), replacement=True, generator=generator
+            list(sample_weights),
+            num_samples=math.ceil(len(records) / world_size),
+            replacement=True,
+            generator=generator,
         )
+    elif world_size > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed)
     return DataLoader(
-        FaceDataset(records, transform),
+        dataset,
         batch_size=batch_size,
         shuffle=shuffle and sampler is None,
         sampler=sampler,

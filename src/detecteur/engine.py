@@ -3,6 +3,8 @@ training."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,12 +13,18 @@ from typing import Literal
 
 import torch
 from PIL import Image
+from torch import nn
 
+from detecteur.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from detecteur.config import BackendName
 from detecteur.explain import grad_cam, overlay_png
+from detecteur.export import ensure_onnx
 from detecteur.faces import FaceBox, FaceFinder, normalise_face
 from detecteur.metrics import fake_probabilities
-from detecteur.model import ModelMetadata, load_model
+from detecteur.model import ModelFileError, ModelMetadata, load_model, read_metadata
 from detecteur.preprocess import preprocess
+
+log = logging.getLogger(__name__)
 
 VerdictLabel = Literal["authentic", "borderline", "synthetic"]
 
@@ -65,13 +73,45 @@ def decide(fake_probability: float, metadata: ModelMetadata) -> Verdict:
 
 class Detector:
     """Loads a model file once. `judge` finds and judges the faces of an image; `predict` scores model-ready
-    crops in batches."""
+    crops in batches.
+
+    `backend` runs the network with torch or with ONNX Runtime on the graph exported from the same file
+    (`onnx_path`, default: exported once into `export.default_cache_dir()`); both are fed by `preprocess`.
+    `threads` caps the intra-op threads of one inference (None: leave torch's default). Grad-CAM needs
+    gradients, so `explain` always uses the torch model, loaded on first use under ONNX Runtime."""
 
     def __init__(
-        self, model_path: Path, device: str = "cpu", batch_size: int = 32, face_finder: FaceFinder | None = None
+        self,
+        model_path: Path,
+        device: str = "cpu",
+        batch_size: int = 32,
+        face_finder: FaceFinder | None = None,
+        backend: BackendName = "torch",
+        onnx_path: Path | None = None,
+        threads: int | None = None,
     ) -> None:
+        self.model_path = model_path
         self.device = torch.device(device)
-        self.model, self.metadata = load_model(model_path, self.device)
+        if threads is not None:
+            torch.set_num_threads(threads)  # process-wide: preprocessing and the torch backend
+        self._torch_model: nn.Module | None = None
+        self._torch_lock = threading.Lock()
+        self.backend: Backend
+        if backend == "onnxruntime" and self.device.type != "cpu":
+            log.warning("the onnxruntime backend runs on the CPU only; running on %s with torch", device)
+            backend = "torch"
+        if backend == "onnxruntime":
+            self.metadata = read_metadata(model_path)
+            try:
+                self.backend = OnnxRuntimeBackend(ensure_onnx(model_path, onnx_path), threads or 1)
+            except (ModelFileError, OSError) as error:
+                # A read-only cache or an exporter failure costs speed, not the service.
+                log.warning("onnxruntime backend unavailable (%s); running %s with torch", error, model_path)
+                self.backend = TorchBackend(self.model, self.device)
+        else:
+            model, self.metadata = load_model(model_path, self.device)
+            self._torch_model = model
+            self.backend = TorchBackend(model, self.device)
         self.batch_size = batch_size
         self.face_finder = face_finder
         if self.metadata.framing == "face_crop" and face_finder is None:
@@ -89,13 +129,22 @@ class Detector:
             return [(None, normalise_face(image, None, size))], False
         return [(box, normalise_face(image, box, size)) for box in boxes], True
 
+    @property
+    def model(self) -> nn.Module:
+        """The torch model (loaded on first use when the backend is ONNX Runtime)."""
+        with self._torch_lock:
+            if self._torch_model is None:
+                log.info("loading the torch model of %s for Grad-CAM", self.model_path)
+                self._torch_model, _ = load_model(self.model_path, self.device)
+            return self._torch_model
+
     @torch.inference_mode()
     def predict(self, crops: Sequence[Image.Image]) -> list[Verdict]:
         spec = self.metadata.input_spec
         verdicts: list[Verdict] = []
         for start in range(0, len(crops), self.batch_size):
             batch = torch.stack([preprocess(crop, spec) for crop in crops[start : start + self.batch_size]])
-            logits = self.model(batch.to(self.device)).float().cpu().numpy()
+            logits = self.backend.logits(batch)
             probabilities = fake_probabilities(logits, self.metadata.temperature, self.metadata.logit_adjustment)
             verdicts.extend(decide(float(p), self.metadata) for p in probabilities)
         return verdicts

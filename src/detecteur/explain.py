@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,6 +45,8 @@ def grad_cam(model: nn.Module, model_input: torch.Tensor) -> np.ndarray:
 
 def overlay_png(crop: Image.Image, heatmap: np.ndarray) -> bytes:
     """PNG of the crop with the heatmap blended over it (inferno colour map), at the crop's size."""
+    import matplotlib  # only when a heatmap is asked for: it costs the service's start-up a second
+
     colours = matplotlib.colormaps["inferno"](heatmap)[..., :3]
     heat = Image.fromarray((colours * 255).astype(np.uint8)).resize(crop.size, Image.Resampling.BILINEAR)
     blended = Image.blend(crop.convert("RGB"), heat, OVERLAY_OPACITY)

@@ -13,6 +13,7 @@ same last steps so a detector cannot key on which source an image came from.
 from __future__ import annotations
 
 import io
+import math
 import os
 import threading
 import weakref
@@ -32,6 +33,11 @@ MIN_DETECTION_CONFIDENCE = 0.5
 # Faces beyond the most confident one need stronger evidence: a spurious second "face" would get a verdict
 # of its own, and an image is judged by its most suspicious face.
 SECONDARY_FACE_CONFIDENCE = 0.7
+# BlazeFace looks at a 128×128 copy of the image whatever its size, so on a huge image the time goes into
+# converting and resampling millions of pixels (measured: 2560 px 113 ms, 4000 px 488 ms). Larger images are
+# detected on a copy shrunk by an integer factor to at most this side; the boxes are mapped back and the crop is
+# cut from the original. Every training source is at most this size, so dataset preparation is unchanged.
+DETECTION_MAX_SIDE = 1280
 
 
 @dataclass(frozen=True)
@@ -78,17 +84,20 @@ class FaceFinder:
         `MIN_DETECTION_CONFIDENCE`, others only if they reach `SECONDARY_FACE_CONFIDENCE`."""
         import mediapipe as mp
 
-        pixels = np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+        view = image.convert("RGB")
+        factor = math.ceil(max(image.size) / DETECTION_MAX_SIDE)
+        if factor > 1:
+            view = view.reduce(factor)
+        scale_x, scale_y = image.width / view.width, image.height / view.height
+        pixels = np.ascontiguousarray(np.asarray(view, dtype=np.uint8))
         with self._lock:
             result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels))
         boxes = []
         for detection in result.detections:
             box = detection.bounding_box
-            left, top = max(box.origin_x, 0), max(box.origin_y, 0)
-            right, bottom = (
-                min(box.origin_x + box.width, image.width),
-                min(box.origin_y + box.height, image.height),
-            )
+            left, top = max(round(box.origin_x * scale_x), 0), max(round(box.origin_y * scale_y), 0)
+            right = min(round((box.origin_x + box.width) * scale_x), image.width)
+            bottom = min(round((box.origin_y + box.height) * scale_y), image.height)
             if right > left and bottom > top:
                 score = float(detection.categories[0].score) if detection.categories else 0.0
                 boxes.append(FaceBox(left, top, right - left, bottom - top, score))

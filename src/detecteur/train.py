@@ -3,6 +3,10 @@
 A run directory holds everything a run wrote: `config.json` (the recipe and the split it used),
 `metrics.jsonl` (one line per finished epoch), `checkpoint.pt` (the last finished epoch, for `--resume`)
 and `best.safetensors` (the epoch with the best validation AUC). Every file is written atomically.
+
+With `distributed_run`, under `torchrun`, the processes train one model data-parallel (DistributedDataParallel):
+each takes its share of every epoch; the main process alone validates, prints and writes the run's files, in the
+same format as a single-process run.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from rich.progress import (
 )
 from sklearn.metrics import roc_auc_score
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from detecteur import __version__
+from detecteur import __version__, distributed
 from detecteur.config import (
     RUN_BEST_MODEL_FILE,
     RUN_CHECKPOINT_FILE,
@@ -147,9 +152,33 @@ def train(
     run_dir: Path,
     resume: bool = False,
     device_name: str | None = None,
+    distributed_run: bool = False,
 ) -> Path:
-    """Train per `config` on the split in `split_file`; returns the best model file of the run."""
+    """Train per `config` on the split in `split_file`; returns the best model file of the run. With
+    `distributed_run`, this is one of the processes `torchrun` started (see the module's docstring)."""
     device = pick_device(device_name)
+    processes = distributed.SINGLE_PROCESS
+    if distributed_run:
+        if not distributed.launched_by_torchrun():
+            raise RunError("--ddp runs under torchrun, e.g. torchrun --nproc-per-node 2 -m detecteur train --ddp ...")
+        processes = distributed.start(device.type)
+        if device.type == "cuda":
+            device = torch.device("cuda", processes.local_rank)
+        console.quiet = not processes.is_main
+    try:
+        return _train(config, split_file, run_dir, resume, device, processes)
+    finally:
+        distributed.stop(processes)
+
+
+def _train(
+    config: TrainConfig,
+    split_file: Path,
+    run_dir: Path,
+    resume: bool,
+    device: torch.device,
+    processes: distributed.Processes,
+) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / RUN_CHECKPOINT_FILE
     if checkpoint_path.exists() and not resume:
@@ -174,6 +203,10 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
 
     start_epoch, best_val_auc, epochs_since_best = 1, -1.0, 0
+    if resume:
+        # A run killed while writing a file leaves the temporary copy behind (the file itself is intact).
+        for stale in run_dir.glob(".*.tmp"):
+            stale.unlink()
     if resume and checkpoint_path.exists():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
         if state["split_sha256"] != split_sha256:
@@ -189,7 +222,8 @@ def train(
         console.print(f"resuming {run_dir} after epoch {start_epoch - 1} (best val AUC {best_val_auc:.4f})")
     # Epoch lines past the checkpoint belong to an epoch whose checkpoint never landed: drop them.
     epoch_history = [m for m in read_epoch_metrics(run_dir) if m["epoch"] < start_epoch]
-    _write_epoch_metrics(epoch_history, run_dir)
+    if processes.is_main:
+        _write_epoch_metrics(epoch_history, run_dir)
     run_description = {
         "config": config.model_dump(mode="json"),
         "split_file": str(split_file),
@@ -198,32 +232,41 @@ def train(
         "data_summary": data_summary,
         "package_version": __version__,
         "git_commit": current_git_commit(),
+        "processes": processes.world_size,
     }
-    atomic_write_text(run_dir / RUN_CONFIG_FILE, json.dumps(run_description, indent=2) + "\n")
+    if processes.is_main:
+        atomic_write_text(run_dir / RUN_CONFIG_FILE, json.dumps(run_description, indent=2) + "\n")
     console.print(
         f"training {config.arch} ({config.in_chans} channels) on {len(train_records)} images, "
-        f"validating on {len(val_records)}, device {device}, mixed precision {use_amp}"
+        f"validating on {len(val_records)}, device {device}, mixed precision {use_amp}, "
+        f"{processes.world_size} process(es)"
     )
+    # The recipe's batch size is the global one, so that a recipe means the same on any number of processes.
+    process_batch_size = max(1, config.batch_size // processes.world_size)
+    trained: nn.Module = model
+    if processes.world_size > 1:
+        trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     val_loader = make_loader(val_records, spec, None, config.batch_size, config.num_workers, config.seed, shuffle=False)
     for epoch in range(start_epoch, config.epochs + 1):
         if epochs_since_best >= config.early_stopping_patience:
             break
         # Seeding per epoch makes an epoch's shuffling and augmentation the same whether or not the run
-        # was interrupted before it.
-        _seed_everything(config.seed + epoch)
+        # was interrupted before it; per process, so that processes do not augment in lockstep.
+        _seed_everything((config.seed + epoch) * processes.world_size + processes.rank)
         train_loader = make_loader(
             train_records,
             spec,
             config.augment,
-            config.batch_size,
+            process_batch_size,
             config.num_workers,
             config.seed + epoch,
             shuffle=True,
             sample_weights=sample_weights,
+            shard=processes.shard,
         )
         started = time.perf_counter()
-        model.train()
+        trained.train()
         loss_sum, correct, seen = 0.0, 0, 0
         with _progress() as progress:
             task = progress.add_task(f"epoch {epoch}/{config.epochs}", total=len(train_loader), loss=0.0)
@@ -231,7 +274,7 @@ def train(
                 inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                 optimizer.zero_grad(set_to_none=True)
                 with autocast_context(device, use_amp):
-                    logits = model(inputs)
+                    logits = trained(inputs)
                 loss = criterion(logits.float(), labels)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -241,11 +284,20 @@ def train(
                 seen += len(labels)
                 progress.update(task, advance=1, loss=loss_sum / seen)
         train_seconds = time.perf_counter() - started
+        totals = distributed.sum_over_processes([loss_sum, correct, seen], processes, device)
+        loss_sum, correct, seen = totals[0], int(totals[1]), int(totals[2])
+        if not processes.is_main:
+            # Validation and the run's files are the main process's; the others follow its early-stopping count.
+            val_auc = distributed.from_main(0.0, processes, device)
+            improved = val_auc > best_val_auc
+            best_val_auc, epochs_since_best = (val_auc, 0) if improved else (best_val_auc, epochs_since_best + 1)
+            continue
 
         val_logits, val_labels = predict_logits(model, val_loader, device, use_amp)
         val_loss = float(criterion(torch.from_numpy(val_logits).to(device), torch.from_numpy(val_labels).to(device)))
         val_metrics = compute_metrics(val_labels, fake_probabilities(val_logits), threshold=0.5)
         val_auc = val_metrics["roc_auc"] if val_metrics["roc_auc"] is not None else 0.0
+        val_auc = distributed.from_main(val_auc, processes, device)
         epoch_record = {
             "epoch": epoch,
             "train_loss": loss_sum / max(seen, 1),

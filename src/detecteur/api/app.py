@@ -22,7 +22,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detecteur.api.limits import BodySizeLimit
+from detecteur.api.dashboard import mount_dashboard
+from detecteur.api.limits import BodySizeLimit, InferenceQueue, QueueFull
 from detecteur.api.schemas import (
     Box,
     ErrorResponse,
@@ -40,18 +41,19 @@ from detecteur.api.schemas import (
     VideoInfoResult,
     VideoResponse,
 )
+from detecteur.api.security import AccessGuard, RequestTimeout, SecurityHeaders, display_filename
 from detecteur.api.telemetry import Telemetry
 from detecteur.config import Settings
 from detecteur.engine import Detector, ImageVerdict
 from detecteur.imaging import ImageError, decode_image, read_limited
-from detecteur.model import ModelFileError
+from detecteur.model import ModelFileError, verify_model_file
 from detecteur.video import VideoError, VideoLimits, VideoVerdict, judge_video
 
 log = logging.getLogger("detecteur.api")
 
 MULTIPART_OVERHEAD = 64 * 1024
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 413, 415, 422, 503)
+    status: {"model": ErrorResponse} for status in (400, 401, 408, 413, 415, 422, 429, 503)
 }
 
 
@@ -70,6 +72,7 @@ class ServiceState:
     detector: Detector | None = None
     load_error: str | None = None
     limiter: anyio.CapacityLimiter | None = None
+    inference: InferenceQueue | None = None
 
 
 def ready_detector(request: Request) -> Detector:
@@ -100,6 +103,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.limiter = anyio.CapacityLimiter(settings.inference_threads)
+        state.inference = InferenceQueue(state.limiter, settings.max_queue)
+        # A model file that is there but damaged or tampered with must never serve: refuse to start. A missing
+        # one is reported by /health (503) instead — it may be a volume not mounted yet.
+        if settings.model_path.exists():
+            await anyio.to_thread.run_sync(verify_model_file, settings.model_path)
 
         async def load() -> None:
             try:
@@ -123,6 +131,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = state
+    # Inside CORS, so that preflights pass and refusals (401, 429, timeouts) still carry CORS headers.
+    app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
+    app.add_middleware(
+        AccessGuard,
+        api_keys=[key.get_secret_value() for key in settings.api_keys],
+        per_minute=settings.rate_limit_per_minute,
+        burst=settings.rate_limit_burst,
+    )
     app.add_middleware(
         CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
     )
@@ -131,8 +147,13 @@ def create_app(
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_files * settings.max_upload_bytes + MULTIPART_OVERHEAD,
-        path_limits={"/v1/predict/video": settings.video_max_bytes + MULTIPART_OVERHEAD},
+        max_bytes_by_path={
+            "/predict": settings.max_upload_bytes + MULTIPART_OVERHEAD,
+            "/v1/predict/video": settings.video_max_bytes + MULTIPART_OVERHEAD,
+        },
     )
+    # Outermost: every response gets them, the body-limit refusals included.
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, error: ServiceError) -> JSONResponse:
@@ -156,7 +177,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
+            error.status_code, "http_error"
+        )
         return _error(error.status_code, code, str(error.detail))
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["service"])
@@ -211,10 +234,13 @@ def create_app(
 
     @app.post("/predict", response_model=SeedPredictResponse, responses=ERROR_RESPONSES, tags=["predict"])
     async def seed_predict(
-        detector: ReadyDetector, file: Annotated[UploadFile, File(description="One image.")]
+        request: Request, detector: ReadyDetector, file: Annotated[UploadFile, File(description="One image.")]
     ) -> SeedPredictResponse:
         """Compatibility with the seed's web client: `result` is "Fake" when the most suspicious face is at or
         above the model's threshold; `confidence` is the percent probability of that result."""
+        # One verdict for two files would be attributed to whichever the client thinks it sent: refuse instead.
+        if len((await request.form()).getlist("file")) > 1:
+            raise ServiceError(413, "too_many_files", "this route judges one file; send several to /v1/predict")
         result = await _judge_upload(file, detector)
         fake = result.fake_probability
         is_fake = fake >= detector.metadata.threshold
@@ -239,8 +265,14 @@ def create_app(
         # A video upload can be large: read the spooled file off the event loop, then decode in the pool.
         data = await anyio.to_thread.run_sync(read_limited, file.file, settings.video_max_bytes)
         limits = VideoLimits.from_settings(settings)
-        judged = await anyio.to_thread.run_sync(judge_video, data, detector, limits, limiter=state.limiter)
-        result = _video_response(file.filename, judged, detector, (time.perf_counter() - started) * 1000)
+        if state.inference is None:  # only before the lifespan has run
+            raise ServiceError(503, "model_loading", "the service is still starting; retry shortly")
+        try:
+            judged = await state.inference.run(lambda: judge_video(data, detector, limits))
+        except QueueFull as full:
+            raise ServiceError(503, "overloaded", str(full)) from full
+        filename = display_filename(file.filename)
+        result = _video_response(filename, judged, detector, (time.perf_counter() - started) * 1000)
         log.info(
             json.dumps(
                 {
@@ -272,7 +304,7 @@ def create_app(
             total = (time.perf_counter() - started) * 1000
             return (
                 ImageResult(
-                    filename=upload.filename,
+                    filename=display_filename(upload.filename),
                     width=decoded.width,
                     height=decoded.height,
                     face_detected=judged.face_detected,
@@ -297,7 +329,12 @@ def create_app(
                 judged,
             )
 
-        result, judged = await anyio.to_thread.run_sync(work, limiter=state.limiter)
+        if state.inference is None:  # only before the lifespan has run
+            raise ServiceError(503, "model_loading", "the service is still starting; retry shortly")
+        try:
+            result, judged = await state.inference.run(work)
+        except QueueFull as full:
+            raise ServiceError(503, "overloaded", str(full)) from full
         state.telemetry.model_seconds.observe((judged.faces_ms + judged.model_ms) / 1000)
         state.telemetry.faces_per_image.observe(len(judged.faces) if judged.face_detected else 0)
         log.info(
@@ -313,6 +350,8 @@ def create_app(
         )
         return result
 
+    # Last, so every API route above wins over a file of the same name.
+    mount_dashboard(app, settings.dashboard_dir)
     return app
 
 
@@ -372,7 +411,14 @@ def _video_response(filename: str | None, judged: VideoVerdict, detector: Detect
 
 
 def _load_detector(settings: Settings) -> Detector:
-    detector = Detector(settings.model_path, device=settings.device, batch_size=settings.batch_size)
+    detector = Detector(
+        settings.model_path,
+        device=settings.device,
+        batch_size=settings.batch_size,
+        backend=settings.backend,
+        onnx_path=settings.onnx_path,
+        threads=settings.threads_per_inference,
+    )
     detector.warm_up()
     return detector
 

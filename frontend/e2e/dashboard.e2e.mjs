@@ -1,0 +1,240 @@
+// End-to-end: the real FastAPI app with the shipped model, serving the built dashboard, driven by Debian's
+// Chromium through playwright-core. Run from frontend/ after `npm run build`: `npm run e2e`.
+// Saves screenshots of the main views to $SCREENSHOTS_DIR (`make screenshots` sets docs/screenshots/, the README's);
+// otherwise to a temporary folder, so a test run leaves the working tree clean.
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
+import { createServer } from "node:net";
+import path from "node:path";
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+const SAMPLES = path.join(ROOT, "tests", "data", "samples");
+const SCREENSHOTS = process.env.SCREENSHOTS_DIR || mkdtempSync(path.join(os.tmpdir(), "detecteur-screenshots-"));
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+const DETECTEUR = process.env.DETECTEUR_BIN || path.join(ROOT, ".venv", "bin", "detecteur");
+const FACE = path.join(SAMPLES, "stylegan-ffhq-fake-00ELJIYESN.jpg");
+const SECOND_FACE = path.join(SAMPLES, "lfw-faceswap-real-real_105.jpg");
+const PASTED = path.join(SAMPLES, "stylegan-ffhq-real-00006.jpg");
+const SERVER_START_SECONDS = 180;
+
+let server;
+let serverLog = "";
+let browser;
+let page;
+let baseUrl;
+const requested = [];
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHealth(url, seconds) {
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`detecteur serve exited (${server.exitCode}):\n${serverLog}`);
+    try {
+      if ((await fetch(`${url}/health`)).status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`the API was not ready within ${seconds} s:\n${serverLog}`);
+}
+
+async function shoot(name, { fullPage = true } = {}) {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage });
+}
+
+async function openTab(name) {
+  await page.getByRole("tab", { name: new RegExp(`^${name}`) }).click();
+  await page.locator(`#panel-${name.toLowerCase()}`).waitFor({ state: "visible" });
+}
+
+before(async () => {
+  assert.ok(existsSync(path.join(ROOT, "frontend", "out", "index.html")), "build the dashboard first: npm run build");
+  assert.ok(existsSync(DETECTEUR), `no ${DETECTEUR}: run make install`);
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  server = spawn(DETECTEUR, ["serve", "--port", String(port)], {
+    cwd: ROOT,
+    env: { ...process.env, DETECTEUR_DASHBOARD_DIR: path.join(ROOT, "frontend", "out") },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const keep = (chunk) => (serverLog = (serverLog + chunk).slice(-20000));
+  server.stdout.on("data", keep);
+  server.stderr.on("data", keep);
+  await waitForHealth(baseUrl, SERVER_START_SECONDS);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, deviceScaleFactor: 1, colorScheme: "dark" });
+  page = await context.newPage();
+  page.setDefaultTimeout(60_000);
+  page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
+  page.on("request", (request) => requested.push(request.url()));
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    server.kill("SIGTERM");
+    await new Promise((resolve) => server.once("exit", resolve));
+  }
+});
+
+test("the dashboard is served by the API at /", async () => {
+  const response = await page.goto(`${baseUrl}/`);
+  assert.equal(response.status(), 200);
+  await page.getByRole("heading", { name: "Détecteur" }).waitFor();
+  assert.equal(await page.getByRole("tab", { name: /^Analyse/ }).getAttribute("aria-selected"), "true");
+});
+
+test("uploading a face image shows a verdict and a box on the face", async () => {
+  await page.getByTestId("file-input").setInputFiles([FACE, SECOND_FACE]);
+  const analyses = page.getByTestId("analysis");
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('[data-testid="analysis"]')].every((node) => node.dataset.state === "done"),
+  );
+  assert.equal(await analyses.count(), 2);
+  const first = analyses.filter({ hasText: path.basename(FACE) });
+  const box = first.getByTestId("face-box");
+  assert.ok((await box.count()) >= 1, "a box on the detected face");
+  const verdict = await box.first().getAttribute("data-verdict");
+  assert.match(verdict, /^(authentic|borderline|synthetic)$/);
+  assert.equal(await first.getByTestId("face-card").first().locator(`[data-verdict="${verdict}"]`).count(), 1);
+  const boxSize = await box.first().boundingBox();
+  assert.ok(boxSize.width > 20 && boxSize.height > 20, `the box is drawn (${JSON.stringify(boxSize)})`);
+  assert.match(await first.getByTestId("timings").innerText(), /Server time \d+ ms/);
+  assert.ok(await first.getByRole("meter").first().isVisible(), "the probability bar is shown");
+});
+
+test("show evidence overlays the Grad-CAM heatmap on the face", async () => {
+  const first = page.getByTestId("analysis").filter({ hasText: path.basename(FACE) });
+  assert.equal(await first.getByTestId("heatmap-overlay").count(), 0);
+  const toggle = first.getByRole("button", { name: "Show evidence" }).first();
+  await toggle.focus();
+  await page.keyboard.press("Enter"); // keyboard-usable
+  await first.getByTestId("heatmap-overlay").first().waitFor({ state: "visible" });
+  assert.equal(await first.getByRole("button", { name: "Hide evidence" }).first().getAttribute("aria-pressed"), "true");
+  const loaded = await first
+    .getByTestId("heatmap-overlay")
+    .first()
+    .evaluate((image) => image.complete && image.naturalWidth > 0);
+  assert.ok(loaded, "the heatmap PNG decodes");
+  await first.scrollIntoViewIfNeeded();
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shoot("analyse");
+});
+
+test("uploading a non-image shows the API's error in plain words", async () => {
+  await page.getByTestId("file-input").setInputFiles({
+    name: "notes.txt",
+    mimeType: "text/plain",
+    buffer: Buffer.from("this is not an image\n"),
+  });
+  const failed = page.getByTestId("analysis").filter({ hasText: "notes.txt" });
+  const error = failed.getByTestId("analysis-error");
+  await error.waitFor();
+  assert.equal(await failed.getAttribute("data-state"), "failed");
+  assert.match(await error.innerText(), /Unsupported file/);
+  await failed.screenshot({ path: path.join(SCREENSHOTS, "error.png") });
+});
+
+test("an image without a face is judged whole, and says so", async () => {
+  const noFace = path.join(ROOT, "models", "figures", "roc.png"); // a plot: no face in it
+  await page.getByTestId("file-input").setInputFiles(noFace);
+  const judged = page.getByTestId("analysis").filter({ hasText: "roc.png" });
+  await judged.getByTestId("no-face").waitFor();
+  assert.match(await judged.getByTestId("no-face").innerText(), /No face found — judged the whole image/);
+  assert.equal(await judged.getByTestId("face-box").count(), 0, "no box without a face");
+  assert.equal(await judged.getByTestId("face-card").count(), 1);
+});
+
+test("pasting an image from the clipboard analyses it", async () => {
+  const bytes = readFileSync(PASTED).toString("base64");
+  await page.evaluate(
+    ([base64, name]) => {
+      const data = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([data], name, { type: "image/jpeg" }));
+      window.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true }));
+    },
+    [bytes, path.basename(PASTED)],
+  );
+  const pasted = page.getByTestId("analysis").filter({ hasText: path.basename(PASTED) });
+  await pasted.and(page.locator('[data-state="done"]')).waitFor();
+  assert.ok((await pasted.getByTestId("face-box").count()) >= 1);
+});
+
+test("the history survives a reload and lists every judged image", async () => {
+  await page.reload();
+  await openTab("History");
+  const entries = page.getByTestId("history-entry");
+  await entries.first().waitFor();
+  assert.equal(await entries.count(), 4, "four judged images; the failed upload is not history");
+  assert.ok((await page.getByRole("tab", { name: /^History/ }).innerText()).includes("4"));
+  const download = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Export CSV" }).click();
+  const csv = await (await download).path();
+  const text = readFileSync(csv, "utf8");
+  assert.match(text.split("\r\n")[0], /^analysed_at,filename,image_verdict/);
+  assert.ok(text.includes(path.basename(FACE)));
+  await shoot("history");
+});
+
+test("the model view shows the running model, its figures and its limitations", async () => {
+  await openTab("Model");
+  const view = page.getByTestId("model-view");
+  await view.waitFor();
+  await view.getByRole("heading", { name: /Limitations/ }).waitFor();
+  const figures = view.locator("figure img");
+  assert.ok((await figures.count()) >= 1, "the model card's figures");
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll('[data-testid="model-view"] figure img')].every((image) => image.complete && image.naturalWidth > 0),
+  );
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await shoot("model", { fullPage: false }); // the figures below are models/figures/*.png already
+});
+
+test("clearing the history empties it", async () => {
+  await openTab("History");
+  await page.getByRole("button", { name: "Clear history" }).click();
+  await page.getByRole("button", { name: /^Yes, clear/ }).click();
+  assert.equal(await page.getByTestId("history-entry").count(), 0);
+  await page.reload();
+  await openTab("History");
+  assert.equal(await page.getByTestId("history-entry").count(), 0);
+});
+
+test("no request left the machine", () => {
+  // Offline by design: no CDN, no web fonts; everything comes from the API's origin (or data:/blob: URLs).
+  const outside = requested.filter((url) => !url.startsWith(`${baseUrl}/`) && !/^(data|blob):/.test(url));
+  assert.deepEqual(outside, []);
+  assert.ok(requested.some((url) => url.includes("/_next/static/")), "the dashboard's own assets were loaded");
+  assert.ok(readdirSync(SCREENSHOTS).length >= 3);
+});

@@ -1,0 +1,196 @@
+/** The session's analyses, kept in the browser's local storage: newest first, capped, with small thumbnails so
+ * the store never outgrows the browser's quota (about 5 MB); exportable as JSON or CSV. */
+
+import type { Box, ImageResult, PredictResponse, Verdict } from "./types";
+
+export const HISTORY_KEY = "detecteur.history.v1";
+export const MAX_ENTRIES = 100;
+
+export interface HistoryFace {
+  box: Box | null;
+  fake_probability: number;
+  verdict: Verdict;
+  confidence: number;
+}
+
+export interface HistoryEntry {
+  id: string;
+  analysed_at: string;
+  filename: string;
+  width: number;
+  height: number;
+  face_detected: boolean;
+  verdict: Verdict;
+  fake_probability: number;
+  confidence: number;
+  faces: HistoryFace[];
+  total_ms: number;
+  model_version: string;
+  threshold: number;
+  borderline_band: [number, number];
+  /** JPEG data URL, at most THUMBNAIL_SIDE px on its long side; null when it could not be made. */
+  thumbnail: string | null;
+}
+
+/** The parts of Storage the store uses, so tests can pass a plain object. */
+export type KeyValueStore = Pick<Storage, "getItem" | "setItem" | "removeItem">;
+
+export function entryFrom(
+  response: PredictResponse,
+  result: ImageResult,
+  thumbnail: string | null,
+  now: Date = new Date(),
+  id: string = randomId(),
+): HistoryEntry {
+  return {
+    id,
+    analysed_at: now.toISOString(),
+    filename: result.filename ?? "pasted image",
+    width: result.width,
+    height: result.height,
+    face_detected: result.face_detected,
+    verdict: result.verdict,
+    fake_probability: result.fake_probability,
+    confidence: result.confidence,
+    // Heatmaps stay out: they are large and can be recomputed by analysing the image again.
+    faces: result.faces.map(({ box, fake_probability, verdict, confidence }) => ({
+      box,
+      fake_probability,
+      verdict,
+      confidence,
+    })),
+    total_ms: result.timings.total_ms,
+    model_version: response.model_version,
+    threshold: response.threshold,
+    borderline_band: response.borderline_band,
+    thumbnail,
+  };
+}
+
+function randomId(): string {
+  return typeof crypto !== "undefined" && "randomUUID" in crypto
+    ? crypto.randomUUID()
+    : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+}
+
+const VERDICTS: ReadonlySet<string> = new Set(["authentic", "borderline", "synthetic"]);
+
+function isEntry(value: unknown): value is HistoryEntry {
+  const entry = value as HistoryEntry | null;
+  return (
+    typeof entry === "object" &&
+    entry !== null &&
+    typeof entry.id === "string" &&
+    typeof entry.analysed_at === "string" &&
+    typeof entry.filename === "string" &&
+    VERDICTS.has(entry.verdict) &&
+    typeof entry.fake_probability === "number" &&
+    Array.isArray(entry.faces)
+  );
+}
+
+/** The stored history; anything unreadable (an older format, a hand-edited value) is ignored, never thrown. */
+export function loadHistory(store: KeyValueStore): HistoryEntry[] {
+  try {
+    const parsed: unknown = JSON.parse(store.getItem(HISTORY_KEY) ?? "[]");
+    return Array.isArray(parsed) ? parsed.filter(isEntry) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** New entries first, then the old ones, at most MAX_ENTRIES. */
+export function prepend(entries: HistoryEntry[], added: HistoryEntry[]): HistoryEntry[] {
+  return [...added, ...entries].slice(0, MAX_ENTRIES);
+}
+
+/** Store `entries`; when the browser's quota is reached, drop the oldest thumbnails, then the oldest entries,
+ * until it fits. Returns what was actually stored. */
+export function saveHistory(store: KeyValueStore, entries: HistoryEntry[]): HistoryEntry[] {
+  let kept = entries;
+  for (;;) {
+    try {
+      store.setItem(HISTORY_KEY, JSON.stringify(kept));
+      return kept;
+    } catch (error) {
+      if (!isQuotaError(error) || kept.length === 0) throw error;
+      const oldestWithThumbnail = kept.findLastIndex((entry) => entry.thumbnail !== null);
+      kept =
+        oldestWithThumbnail >= 0
+          ? kept.map((entry, index) => (index === oldestWithThumbnail ? { ...entry, thumbnail: null } : entry))
+          : kept.slice(0, -1);
+    }
+  }
+}
+
+function isQuotaError(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error.name === "QuotaExceededError" || error.name === "NS_ERROR_DOM_QUOTA_REACHED" || /quota/i.test(error.message))
+  );
+}
+
+export function clearHistory(store: KeyValueStore): void {
+  store.removeItem(HISTORY_KEY);
+}
+
+/** JSON export: the entries without their thumbnails. */
+export function toJson(entries: HistoryEntry[]): string {
+  return `${JSON.stringify(
+    entries.map(({ thumbnail: _thumbnail, ...rest }) => rest),
+    null,
+    2,
+  )}\n`;
+}
+
+export const CSV_COLUMNS = [
+  "analysed_at",
+  "filename",
+  "image_verdict",
+  "image_fake_probability",
+  "face_detected",
+  "face_index",
+  "face_verdict",
+  "face_fake_probability",
+  "face_confidence",
+  "box_x",
+  "box_y",
+  "box_width",
+  "box_height",
+  "model_version",
+  "threshold",
+] as const;
+
+/** CSV export, one row per judged face (RFC 4180 quoting). */
+export function toCsv(entries: HistoryEntry[]): string {
+  const rows: string[][] = [[...CSV_COLUMNS]];
+  for (const entry of entries) {
+    entry.faces.forEach((face, index) => {
+      rows.push([
+        entry.analysed_at,
+        entry.filename,
+        entry.verdict,
+        entry.fake_probability.toFixed(4),
+        String(entry.face_detected),
+        String(index + 1),
+        face.verdict,
+        face.fake_probability.toFixed(4),
+        face.confidence.toFixed(4),
+        face.box ? String(face.box.x) : "",
+        face.box ? String(face.box.y) : "",
+        face.box ? String(face.box.width) : "",
+        face.box ? String(face.box.height) : "",
+        entry.model_version,
+        entry.threshold.toFixed(4),
+      ]);
+    });
+  }
+  return `${rows.map((row) => row.map(csvCell).join(",")).join("\r\n")}\r\n`;
+}
+
+/** Quote when needed; a leading = + - @ (a file name like "=cmd().jpg") is defused so a spreadsheet shows it
+ * as text instead of running it as a formula. */
+export function csvCell(value: string): string {
+  const defused = /^[=+\-@\t\r]/.test(value) && !/^-?\d/.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(defused) ? `"${defused.replace(/"/g, '""')}"` : defused;
+}

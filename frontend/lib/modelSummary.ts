@@ -1,0 +1,105 @@
+/** Reading the running model's measured figures (GET /v1/model `metrics`) for the Model view. Everything shown
+ * comes from the model file; nothing here is typed in. */
+
+export interface SplitMetrics {
+  n: number;
+  accuracy: number | null;
+  precision: number | null;
+  recall: number | null;
+  roc_auc: number | null;
+  false_positive_rate: number | null;
+  ece: number | null;
+}
+
+export interface SourceRow extends SplitMetrics {
+  source: string;
+}
+
+function asNumber(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+function asSplit(value: unknown): SplitMetrics | null {
+  if (typeof value !== "object" || value === null) return null;
+  const record = value as Record<string, unknown>;
+  const n = asNumber(record.n);
+  if (n === null) return null;
+  return {
+    n,
+    accuracy: asNumber(record.accuracy),
+    precision: asNumber(record.precision),
+    recall: asNumber(record.recall),
+    roc_auc: asNumber(record.roc_auc),
+    false_positive_rate: asNumber(record.false_positive_rate),
+    ece: asNumber(record.ece),
+  };
+}
+
+export function splitMetrics(metrics: Record<string, unknown>, split: "test" | "validation"): SplitMetrics | null {
+  return asSplit(metrics[split]);
+}
+
+/** Per-source rows of the test split, weakest accuracy first: the first row is where to trust the model least. */
+export function sourceRows(metrics: Record<string, unknown>): SourceRow[] {
+  const perSource = metrics.per_source;
+  if (typeof perSource !== "object" || perSource === null) return [];
+  return Object.entries(perSource as Record<string, unknown>)
+    .flatMap(([source, value]) => {
+      const split = asSplit(value);
+      return split ? [{ source, ...split }] : [];
+    })
+    .sort((a, b) => (a.accuracy ?? 1) - (b.accuracy ?? 1) || a.source.localeCompare(b.source));
+}
+
+/** `train` counts per "source/class" from the data summary, as rows of source × authentic/synthetic images. */
+export function trainingSources(dataSummary: Record<string, unknown>): { source: string; real: number; fake: number }[] {
+  const train = dataSummary.train;
+  if (typeof train !== "object" || train === null) return [];
+  const rows = new Map<string, { source: string; real: number; fake: number }>();
+  for (const [key, count] of Object.entries(train as Record<string, unknown>)) {
+    const [source, label] = key.split("/");
+    if (typeof count !== "number" || (label !== "real" && label !== "fake")) continue;
+    const row = rows.get(source) ?? { source, real: 0, fake: 0 };
+    row[label] += count;
+    rows.set(source, row);
+  }
+  return [...rows.values()].sort((a, b) => a.source.localeCompare(b.source));
+}
+
+/** Figures in reading order: how well it ranks, how honest its probabilities are, then the details. */
+const FIGURE_CAPTIONS: Record<string, string> = {
+  roc: "ROC curve on the held-out test split",
+  precision_recall: "Precision–recall curve on the test split",
+  reliability: "Reliability: predicted probability against observed frequency, before and after calibration",
+  confusion_matrix: "Confusion matrix at the model's threshold (test split)",
+  training_curves: "Training curves: loss and validation AUC per epoch",
+  hardest_errors: "The test images the model got most confidently wrong",
+};
+
+/** A caption for a figure URL like `/v1/model/figures/roc.png`. */
+export function figureCaption(url: string): string {
+  const name = figureName(url);
+  return FIGURE_CAPTIONS[name] ?? name.replace(/[_-]+/g, " ");
+}
+
+function figureName(url: string): string {
+  return (url.split("/").pop() ?? url).replace(/\.png$/i, "");
+}
+
+/** Known figures first in reading order, then any others by name. */
+export function orderFigures(urls: readonly string[]): string[] {
+  const known = Object.keys(FIGURE_CAPTIONS);
+  const rank = (url: string) => {
+    const index = known.indexOf(figureName(url));
+    return index === -1 ? known.length : index;
+  };
+  return [...urls].sort((a, b) => rank(a) - rank(b) || figureName(a).localeCompare(figureName(b)));
+}
+
+/** How many grid columns (of at most 3) a figure spans: multi-panel figures read better wider. */
+export function figureColumns(url: string): 1 | 2 | 3 {
+  const name = figureName(url);
+  if (name === "hardest_errors") return 3;
+  if (name === "training_curves") return 2;
+  return 1;
+}

@@ -1,0 +1,67 @@
+/** The API contract, as `src/detecteur/api/schemas.py` defines it (see /docs on a running server). */
+
+export type Verdict = "authentic" | "borderline" | "synthetic";
+
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+  score: number;
+}
+
+export interface FaceResult {
+  box: Box | null;
+  fake_probability: number;
+  verdict: Verdict;
+  confidence: number;
+  heatmap_png?: string | null;
+}
+
+export interface Timings {
+  decode_ms: number;
+  faces_ms: number;
+  model_ms: number;
+  total_ms: number;
+}
+
+export interface ImageResult {
+  filename: string | null;
+  width: number;
+  height: number;
+  face_detected: boolean;
+  verdict: Verdict;
+  fake_probability: number;
+  confidence: number;
+  faces: FaceResult[];
+  timings: Timings;
+}
+
+export interface PredictResponse {
+  model_version: string;
+  threshold: number;
+  borderline_band: [number, number];
+  results: ImageResult[];
+}
+
+export interface ModelInfo {
+  version: string;
+  arch: string;
+  in_chans: number;
+  input_size: number;
+  framing: string;
+  labels: [string, string];
+  threshold: number;
+  borderline_band: [number, number];
+  temperature: number;
+  logit_adjustment: [number, number];
+  metrics: Record<string, unknown>;
+  data_summary: Record<string, unknown>;
+  created_at: string;
+  git_commit: string | null;
+  figures: string[];
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string };
+}

@@ -1,0 +1,40 @@
+import { describe, expect, it } from "vitest";
+import { figureCaption, figureColumns, orderFigures, sourceRows, splitMetrics, trainingSources } from "@/lib/modelSummary";
+
+const METRICS = {
+  test: { n: 1021, accuracy: 0.93, precision: 0.93, recall: 0.9, roc_auc: 0.984, false_positive_rate: 0.048, ece: 0.026 },
+  per_source: {
+    "lfw-faceswap": { n: 320, accuracy: 0.9625, recall: 0.9375, roc_auc: 0.993, false_positive_rate: 0.0125 },
+    "stylegan-ffhq": { n: 190, accuracy: 0.7368, recall: 0.7368, roc_auc: 0.831, false_positive_rate: 0.263 },
+    "sdfd-sd21": { n: 70, accuracy: 0.9714, recall: 0.9714, roc_auc: null, false_positive_rate: null },
+    broken: "not a record",
+  },
+};
+
+describe("model summary", () => {
+  it("reads the test split, with null for figures that do not exist", () => {
+    expect(splitMetrics(METRICS, "test")).toMatchObject({ n: 1021, roc_auc: 0.984 });
+    expect(splitMetrics(METRICS, "validation")).toBeNull();
+    expect(sourceRows(METRICS).find((row) => row.source === "sdfd-sd21")?.roc_auc).toBeNull();
+  });
+
+  it("lists sources weakest first and skips malformed ones", () => {
+    expect(sourceRows(METRICS).map((row) => row.source)).toEqual(["stylegan-ffhq", "lfw-faceswap", "sdfd-sd21"]);
+    expect(sourceRows({})).toEqual([]);
+  });
+
+  it("groups training counts by source", () => {
+    expect(trainingSources({ train: { "a/real": 10, "a/fake": 5, "b/fake": 7, "c/other": 1 }, val: {} })).toEqual([
+      { source: "a", real: 10, fake: 5 },
+      { source: "b", real: 0, fake: 7 },
+    ]);
+  });
+
+  it("orders, captions and sizes figures", () => {
+    const urls = ["/v1/model/figures/hardest_errors.png", "/v1/model/figures/zeta.png", "/v1/model/figures/roc.png"];
+    expect(orderFigures(urls)).toEqual([urls[2], urls[0], urls[1]]);
+    expect(figureCaption(urls[2])).toBe("ROC curve on the held-out test split");
+    expect(figureCaption("/v1/model/figures/new_plot-v2.png")).toBe("new plot v2");
+    expect([figureColumns(urls[0]), figureColumns(urls[2])]).toEqual([3, 1]);
+  });
+});

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { bandSegments, contrastRatio, explainVerdict, percent, PAGE_BACKGROUND, VERDICT_STYLES } from "@/lib/verdict";
+import config from "@/tailwind.config";
+
+describe("bandSegments", () => {
+  it("splits the probability axis into authentic, borderline and synthetic zones at the band", () => {
+    expect(bandSegments([0.3, 0.7])).toEqual([
+      { verdict: "authentic", from: 0, to: 0.3 },
+      { verdict: "borderline", from: 0.3, to: 0.7 },
+      { verdict: "synthetic", from: 0.7, to: 1 },
+    ]);
+  });
+
+  it("drops empty zones and clamps a band outside [0, 1]", () => {
+    expect(bandSegments([0, 1.2])).toEqual([{ verdict: "borderline", from: 0, to: 1 }]);
+    expect(bandSegments([0.5, 0.5]).map((segment) => segment.verdict)).toEqual(["authentic", "synthetic"]);
+  });
+});
+
+describe("explainVerdict", () => {
+  it("says where the probability falls and what that means", () => {
+    expect(explainVerdict("synthetic", 0.958, [0.3, 0.7])).toBe(
+      "Fake probability 95.8% is above the borderline band (70%): likely generated or manipulated.",
+    );
+    expect(explainVerdict("borderline", 0.5, [0.3, 0.7])).toContain("inside the borderline band (30%–70%)");
+    expect(explainVerdict("authentic", 0.01, [0.3, 0.7])).toContain("below the borderline band (30%)");
+  });
+});
+
+describe("percent", () => {
+  it("formats probabilities and clamps nonsense", () => {
+    expect(percent(0.5191, 1)).toBe("51.9%");
+    expect(percent(1.7)).toBe("100%");
+    expect(percent(Number.NaN)).toBe("0%");
+  });
+});
+
+describe("contrast (WCAG AA on the dark theme)", () => {
+  it("computes the WCAG ratio", () => {
+    expect(contrastRatio("#000000", "#ffffff")).toBeCloseTo(21, 5);
+    expect(contrastRatio("#777777", "#ffffff")).toBeCloseTo(4.48, 2);
+  });
+
+  it.each(Object.entries(VERDICT_STYLES))("%s: colour on the page and page-coloured text on the colour pass 4.5:1", (_, style) => {
+    expect(contrastRatio(style.colour, PAGE_BACKGROUND)).toBeGreaterThanOrEqual(4.5);
+  });
+
+  it("every text colour passes 4.5:1 on every surface", () => {
+    const colours = config.theme?.extend?.colors as Record<string, Record<string, string>>;
+    const surfaces = Object.values(colours.ink).filter((colour) => colour !== colours.ink.line);
+    for (const text of [...Object.values(colours.text), colours.accent.DEFAULT]) {
+      for (const surface of surfaces) expect(contrastRatio(text, surface), `${text} on ${surface}`).toBeGreaterThanOrEqual(4.5);
+    }
+  });
+});
