@@ -46,6 +46,19 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def paired_effect(label: str, without: list[dict[str, Any]], with_: list[dict[str, Any]]) -> str:
+    """One sentence on what a change did, from same-seed pairs: the mean test-AUC and recall differences and
+    whether every seed agrees on the sign (with 3 seeds, a sign that flips means no measurable effect)."""
+    parts = []
+    for key in ("roc_auc", "recall"):
+        diffs = [b[key] - a[key] for a, b in zip(without, with_, strict=True)]
+        agree = all(diff > 0 for diff in diffs) or all(diff < 0 for diff in diffs)
+        per_seed = ", ".join(f"{diff:+.4f}" for diff in diffs)
+        verdict = "every seed agrees" if agree else "the sign flips between seeds: no measurable effect"
+        parts.append(f"test {key} {statistics.fmean(diffs):+.4f} (per seed {per_seed}; {verdict})")
+    return f"- {label}: " + "; ".join(parts) + "."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=Path, required=True)
@@ -108,8 +121,26 @@ def main() -> None:
         )
         lines.append(f"| {cell} | {summary['seeds']} | {values} |")
     table = "\n".join(lines) + "\n"
-    atomic_write_text(args.out / "ablation.md", f"Budget {budget}, seeds {args.seeds}; mean ± half-range.\n\n{table}")
+    effects = [
+        paired_effect(
+            f"Laplacian channel on {arch} (4ch vs 3ch)", cells[f"{arch}-3ch"]["runs"], cells[f"{arch}-4ch"]["runs"]
+        )
+        for arch in ("resnet18", "efficientnet_lite0")
+    ]
+    effects.append(
+        paired_effect(
+            f"class weights [1, 5] on {best} (weighted vs unweighted)",
+            cells[f"{best}-unweighted"]["runs"],
+            cells[best]["runs"],
+        )
+    )
+    reading = "What each change did, same seed against same seed:\n\n" + "\n".join(effects) + "\n"
+    atomic_write_text(
+        args.out / "ablation.md",
+        f"Budget {budget}, seeds {args.seeds}; mean ± half-range.\n\n{table}\n{reading}",
+    )
     print(table)
+    print(reading)
 
 
 if __name__ == "__main__":
