@@ -3,7 +3,17 @@
 import type { KeyboardEvent, MouseEvent } from "react";
 import type { VideoResponse } from "@/lib/types";
 import { percent, verdictStyle } from "@/lib/verdict";
-import { CHART_FRAME, chartScale, formatSeconds, nearestSample, sampleTimes, timeTicks, trackDash, trackLines } from "@/lib/video";
+import {
+  CHART_FRAME,
+  chartScale,
+  formatSeconds,
+  keySeekTarget,
+  nearestSample,
+  sampleTimes,
+  timeTicks,
+  trackDash,
+  trackLines,
+} from "@/lib/video";
 
 const AXIS = "#8594a8"; // text-faint
 const GRID = "#243041"; // ink-line
@@ -35,18 +45,10 @@ export default function ProbabilityChart({
   };
 
   const onKeyDown = (event: KeyboardEvent<HTMLDivElement>) => {
-    if (times.length === 0) return;
-    const moves: Record<string, number> = {
-      ArrowRight: current + 1,
-      ArrowUp: current + 1,
-      ArrowLeft: current - 1,
-      ArrowDown: current - 1,
-      Home: 0,
-      End: times.length - 1,
-    };
-    if (!(event.key in moves)) return;
+    const target = keySeekTarget(times, currentTime, event.key);
+    if (target === null) return;
     event.preventDefault();
-    onSeek(times[Math.min(times.length - 1, Math.max(0, moves[event.key]))]);
+    onSeek(target);
   };
 
   const at = response.series[current];

@@ -11,6 +11,9 @@ import type { VideoResponse } from "@/lib/types";
 import { explainVerdict, percent, verdictStyle } from "@/lib/verdict";
 import { boxesAt, formatSeconds, nearestSample, sampleTimes, trackRows, VIDEO_ACCEPT } from "@/lib/video";
 
+/** Tall clips are shown at most this high (CSS px), as images are, so the verdict stays in view. */
+const MAX_PLAYER_HEIGHT = 520;
+
 const VIDEO_DROP: DropZoneText = {
   title: "Drop a video here",
   hint: "MP4, MOV, WebM or AVI · one clip at a time · up to 2 minutes",
@@ -129,6 +132,7 @@ export default function VideoView() {
                   response={response}
                   currentTime={currentTime}
                   onTime={setCurrentTime}
+                  unplayable={unplayable}
                   onUnplayable={() => setUnplayable(true)}
                 />
                 {unplayable && (
@@ -178,6 +182,7 @@ function VideoPlayer({
   response,
   currentTime,
   onTime,
+  unplayable,
   onUnplayable,
 }: {
   videoRef: React.RefObject<HTMLVideoElement | null>;
@@ -186,19 +191,24 @@ function VideoPlayer({
   response?: VideoResponse;
   currentTime: number;
   onTime: (seconds: number) => void;
+  unplayable: boolean;
   onUnplayable: () => void;
 }) {
   const sample = response ? nearestSample(sampleTimes(response), currentTime) : -1;
-  const boxes = response ? boxesAt(response.tracks, sample) : [];
+  // Boxes over a picture the browser cannot show would point at nothing.
+  const boxes = response && !unplayable ? boxesAt(response.tracks, sample) : [];
   const { width, height } = response?.video ?? { width: 16, height: 9 };
   const update = (event: React.SyntheticEvent<HTMLVideoElement>) => onTime(event.currentTarget.currentTime);
   return (
-    <div data-testid="video-player" className="relative overflow-hidden rounded-md bg-ink-sunken ring-1 ring-ink-line">
+    <div
+      data-testid="video-player"
+      className="relative mx-auto overflow-hidden rounded-md bg-ink-sunken ring-1 ring-ink-line"
+      style={{ maxWidth: `${Math.round((MAX_PLAYER_HEIGHT * width) / height)}px` }}
+    >
       <video
         ref={videoRef}
         src={url}
         controls
-        muted
         playsInline
         preload="auto"
         aria-label={`Video ${filename}`}
@@ -208,7 +218,7 @@ function VideoPlayer({
         onSeeked={update}
         onError={onUnplayable}
       />
-      {/* The boxes sit above the picture but under the player's controls' clicks. */}
+      {/* The boxes let clicks through (pointer-events-none): the player's controls under them still work. */}
       {boxes.map((overlay) => {
         const colour = verdictStyle(overlay.verdict).colour;
         const nearTop = overlay.box.y < height * 0.08;

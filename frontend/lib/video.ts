@@ -27,6 +27,23 @@ export function sampleTimes(response: Pick<VideoResponse, "series">): number[] {
   return response.series.map((point) => point.time_s);
 }
 
+/** Where a key pressed on the chart moves the video: one sampled frame back or on, or to the first or last; null
+ * for keys the chart does not handle. */
+export function keySeekTarget(times: readonly number[], time: number, key: string): number | null {
+  if (times.length === 0) return null;
+  const current = nearestSample(times, time);
+  const moves: Record<string, number> = {
+    ArrowRight: current + 1,
+    ArrowUp: current + 1,
+    ArrowLeft: current - 1,
+    ArrowDown: current - 1,
+    Home: 0,
+    End: times.length - 1,
+  };
+  if (!(key in moves)) return null;
+  return times[Math.min(times.length - 1, Math.max(0, moves[key]))];
+}
+
 export interface OverlayBox {
   trackId: number;
   box: Box;

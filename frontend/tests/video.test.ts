@@ -5,6 +5,7 @@ import {
   CHART_FRAME,
   chartScale,
   formatSeconds,
+  keySeekTarget,
   nearestSample,
   sampleTimes,
   timeTicks,
@@ -69,6 +70,25 @@ describe("nearestSample", () => {
       const distances = uneven.map((sample) => Math.abs(sample - time));
       expect(nearestSample(uneven, time)).toBe(distances.indexOf(Math.min(...distances)));
     }
+  });
+});
+
+describe("keySeekTarget", () => {
+  const times = [0, 0.5, 1, 1.5];
+
+  it("steps one sampled frame with the arrow keys and jumps with Home / End", () => {
+    expect(keySeekTarget(times, 0.5, "ArrowRight")).toBe(1);
+    expect(keySeekTarget(times, 0.6, "ArrowLeft")).toBe(0);
+    expect(keySeekTarget(times, 0.5, "ArrowUp")).toBe(1);
+    expect(keySeekTarget(times, 1, "Home")).toBe(0);
+    expect(keySeekTarget(times, 0, "End")).toBe(1.5);
+  });
+
+  it("stays within the clip and ignores other keys", () => {
+    expect(keySeekTarget(times, 1.5, "ArrowRight")).toBe(1.5);
+    expect(keySeekTarget(times, 0, "ArrowLeft")).toBe(0);
+    expect(keySeekTarget(times, 0, "Enter")).toBeNull();
+    expect(keySeekTarget([], 0, "ArrowRight")).toBeNull();
   });
 });
 
