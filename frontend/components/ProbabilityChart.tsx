@@ -4,6 +4,7 @@ import type { KeyboardEvent, MouseEvent } from "react";
 import type { VideoResponse } from "@/lib/types";
 import { percent, verdictStyle } from "@/lib/verdict";
 import {
+  CHART_COLOURS,
   CHART_FRAME,
   chartScale,
   formatSeconds,
@@ -15,9 +16,7 @@ import {
   trackLines,
 } from "@/lib/video";
 
-const AXIS = "#8594a8"; // text-faint
-const GRID = "#243041"; // ink-line
-const PLAYHEAD = "#7cc4ff"; // accent
+const { axisText: AXIS, thresholdText: THRESHOLD, grid: GRID, playhead: PLAYHEAD, pointFill: POINT_FILL } = CHART_COLOURS;
 
 /** Each track's fake probability at every sampled frame, over the borderline band and the threshold. A click (or
  * the arrow keys, one sampled frame at a time) moves the video there. */
@@ -109,11 +108,11 @@ export default function ProbabilityChart({
             x2={plotRight}
             y1={scale.y(response.threshold)}
             y2={scale.y(response.threshold)}
-            stroke="#e6edf3"
+            stroke={THRESHOLD}
             strokeWidth={1}
             strokeDasharray="5 4"
           />
-          <text x={plotRight - 4} y={scale.y(response.threshold) - 5} fill="#e6edf3" fontSize={11} textAnchor="end">
+          <text x={plotRight - 4} y={scale.y(response.threshold) - 5} fill={THRESHOLD} fontSize={11} textAnchor="end">
             {`threshold ${percent(response.threshold, 1)}`}
           </text>
           <text x={plotRight - 4} y={scale.y(high) + 13} fill={verdictStyle("borderline").colour} fontSize={11} textAnchor="end" opacity={0.9}>
@@ -130,7 +129,7 @@ export default function ProbabilityChart({
                     cx={point.x}
                     cy={point.y}
                     r={point.sample === current ? 4.5 : 2.5}
-                    fill={point.sample === current ? colour : "#0b0f14"}
+                    fill={point.sample === current ? colour : POINT_FILL}
                     stroke={colour}
                     strokeWidth={1.5}
                   />

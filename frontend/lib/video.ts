@@ -106,6 +106,16 @@ export interface ChartFrame {
   bottom: number;
 }
 
+/** The chart's own colours, from the dashboard palette (tailwind.config.ts); the text ones pass WCAG AA on the
+ * chart's surfaces (tests/video.test.ts). */
+export const CHART_COLOURS = {
+  axisText: "#8594a8", // text-faint
+  thresholdText: "#e6edf3", // text
+  grid: "#243041", // ink-line
+  playhead: "#7cc4ff", // accent
+  pointFill: "#0b0f14", // ink
+} as const;
+
 export const CHART_FRAME: ChartFrame = { width: 1000, height: 250, left: 48, right: 16, top: 14, bottom: 30 };
 
 export interface ChartScale {

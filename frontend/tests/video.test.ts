@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import type { TrackResult, VideoResponse } from "@/lib/types";
+import { contrastRatio, VERDICT_STYLES } from "@/lib/verdict";
+import config from "@/tailwind.config";
 import {
   boxesAt,
+  CHART_COLOURS,
   CHART_FRAME,
   chartScale,
   formatSeconds,
@@ -172,5 +175,16 @@ describe("formatting", () => {
     expect(formatSeconds(-1)).toBe("0.0 s");
     expect(new Set([0, 1, 2, 3, 4].map(trackDash)).size).toBe(5);
     expect(sampleTimes(RESPONSE)).toEqual([0, 0.5, 1, 1.5]);
+  });
+});
+
+describe("chart colours (WCAG AA)", () => {
+  it("axis and threshold labels, and the borderline label, pass 4.5:1 on the chart's surfaces", () => {
+    const ink = (config.theme?.extend?.colors as Record<string, Record<string, string>>).ink;
+    for (const surface of [ink.sunken, ink.raised, ink.DEFAULT]) {
+      for (const text of [CHART_COLOURS.axisText, CHART_COLOURS.thresholdText, VERDICT_STYLES.borderline.colour]) {
+        expect(contrastRatio(text, surface), `${text} on ${surface}`).toBeGreaterThanOrEqual(4.5);
+      }
+    }
   });
 });
