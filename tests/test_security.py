@@ -83,6 +83,7 @@ def test_the_dashboard_policy_allows_what_a_static_next_export_needs_and_nothing
     directives = dict(directive.split(" ", 1) for directive in DASHBOARD_CSP.split("; "))
     assert directives["script-src"] == "'self' 'unsafe-inline'"
     assert directives["img-src"] == "'self' data: blob:"
+    assert directives["media-src"] == "'self' blob:"  # the video view plays the chosen clip from an object URL
     assert directives["frame-ancestors"] == "'none'"
     assert "http" not in DASHBOARD_CSP
 

@@ -4,6 +4,7 @@ import { useEffect, useState } from "react";
 import AnalyseView from "./AnalyseView";
 import HistoryView from "./HistoryView";
 import ModelView from "./ModelView";
+import VideoView from "./VideoView";
 import Tabs, { type TabSpec } from "./Tabs";
 import { apiUrl } from "@/lib/api";
 import { useHistory } from "@/lib/useHistory";
@@ -12,6 +13,7 @@ import { useHistory } from "@/lib/useHistory";
  * reload or a shared link opens the same view. */
 const TABS: readonly TabSpec[] = [
   { id: "analyse", label: "Analyse" },
+  { id: "video", label: "Video" },
   { id: "history", label: "History" },
   { id: "model", label: "Model" },
 ];
@@ -58,6 +60,9 @@ export default function Dashboard() {
         <section id="panel-analyse" role="tabpanel" aria-labelledby="tab-analyse" hidden={active !== "analyse"}>
           <AnalyseView onAnalysed={history.add} />
         </section>
+        <section id="panel-video" role="tabpanel" aria-labelledby="tab-video" hidden={active !== "video"}>
+          <VideoView />
+        </section>
         <section id="panel-history" role="tabpanel" aria-labelledby="tab-history" hidden={active !== "history"}>
           <HistoryView entries={history.entries} onClear={history.clear} notice={history.notice} />
         </section>
@@ -66,7 +71,7 @@ export default function Dashboard() {
         </section>
       </main>
       <footer className="border-t border-ink-line py-4 text-xs text-text-faint">
-        A second opinion for analysts, not an automated decision about a person. Images are sent only to this
+        A second opinion for analysts, not an automated decision about a person. Images and videos are sent only to this
         Détecteur server; the history stays in this browser. <a className="underline hover:text-text" href={apiUrl("/docs")}>API docs</a>
       </footer>
     </div>

@@ -2,13 +2,39 @@
 
 import { type DragEvent, useEffect, useRef, useState } from "react";
 
+export interface DropZoneText {
+  title: string;
+  hint: string;
+  /** The file input's accessible name and id (ids must differ when two zones share the page). */
+  inputLabel: string;
+  inputId: string;
+  inputTestId: string;
+  accept: string;
+  multiple: boolean;
+  /** Whether a paste anywhere on the page goes to this zone (only one zone may listen). */
+  pasteable: boolean;
+}
+
+const IMAGES: DropZoneText = {
+  title: "Drop face images here",
+  hint: "paste with Ctrl+V · JPEG, PNG, WebP, GIF, BMP, TIFF · several at once",
+  inputLabel: "Images to analyse",
+  inputId: "image-files",
+  inputTestId: "file-input",
+  accept: "image/*",
+  multiple: true,
+  pasteable: true,
+};
+
 /** Images come in three ways: dropped on the zone, picked with the file dialog, or pasted (Ctrl/Cmd+V). Every file
- * goes to the API, which says clearly what it cannot read, so nothing is filtered out silently here. */
-export default function DropZone({ onFiles }: { onFiles: (files: File[]) => void }) {
+ * goes to the API, which says clearly what it cannot read, so nothing is filtered out silently here. The video view
+ * uses the same zone with its own `text`. */
+export default function DropZone({ onFiles, text = IMAGES }: { onFiles: (files: File[]) => void; text?: DropZoneText }) {
   const input = useRef<HTMLInputElement>(null);
   const [dragging, setDragging] = useState(false);
 
   useEffect(() => {
+    if (!text.pasteable) return;
     const onPaste = (event: ClipboardEvent) => {
       const files = Array.from(event.clipboardData?.files ?? []);
       if (files.length === 0) return;
@@ -17,7 +43,7 @@ export default function DropZone({ onFiles }: { onFiles: (files: File[]) => void
     };
     window.addEventListener("paste", onPaste);
     return () => window.removeEventListener("paste", onPaste);
-  }, [onFiles]);
+  }, [onFiles, text.pasteable]);
 
   const onDrop = (event: DragEvent<HTMLDivElement>) => {
     event.preventDefault();
@@ -45,7 +71,7 @@ export default function DropZone({ onFiles }: { onFiles: (files: File[]) => void
         <path d="M7.5 18c.8-2.2 2.4-3.3 4.5-3.3s3.7 1.1 4.5 3.3" />
       </svg>
       <div>
-        <p className="text-base font-medium">Drop face images here</p>
+        <p className="text-base font-medium">{text.title}</p>
         <p className="mt-1 text-sm text-text-muted">
           or{" "}
           <button
@@ -53,21 +79,21 @@ export default function DropZone({ onFiles }: { onFiles: (files: File[]) => void
             onClick={() => input.current?.click()}
             className="rounded font-semibold text-accent underline decoration-accent/50 underline-offset-4 hover:text-accent-strong"
           >
-            choose files
+            {text.multiple ? "choose files" : "choose a file"}
           </button>{" "}
-          · paste with Ctrl+V · JPEG, PNG, WebP, GIF, BMP, TIFF · several at once
+          · {text.hint}
         </p>
       </div>
-      <label htmlFor="image-files" className="sr-only">
-        Images to analyse
+      <label htmlFor={text.inputId} className="sr-only">
+        {text.inputLabel}
       </label>
       <input
         ref={input}
-        id="image-files"
-        data-testid="file-input"
+        id={text.inputId}
+        data-testid={text.inputTestId}
         type="file"
-        multiple
-        accept="image/*"
+        multiple={text.multiple}
+        accept={text.accept}
         className="sr-only"
         tabIndex={-1}
         onChange={(event) => {

@@ -2,7 +2,7 @@
 // Chromium through playwright-core. Run from frontend/ after `npm run build`: `npm run e2e`.
 // Saves screenshots of the main views to $SCREENSHOTS_DIR (`make screenshots` sets docs/screenshots/, the README's);
 // otherwise to a temporary folder, so a test run leaves the working tree clean.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { createServer } from "node:net";
@@ -20,6 +20,9 @@ const DETECTEUR = process.env.DETECTEUR_BIN || path.join(ROOT, ".venv", "bin", "
 const FACE = path.join(SAMPLES, "stylegan-ffhq-fake-00ELJIYESN.jpg");
 const SECOND_FACE = path.join(SAMPLES, "lfw-faceswap-real-real_105.jpg");
 const PASTED = path.join(SAMPLES, "stylegan-ffhq-real-00006.jpg");
+// The video test's clip is encoded at test time with the project's Python (PyAV), not committed.
+const PYTHON = path.join(path.dirname(DETECTEUR), "python");
+const MAKE_CLIP = path.join(ROOT, "frontend", "e2e", "make_clip.py");
 const SERVER_START_SECONDS = 180;
 
 let server;
@@ -28,6 +31,7 @@ let browser;
 let page;
 let baseUrl;
 const requested = [];
+const policyViolations = [];
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -97,6 +101,9 @@ before(async () => {
   page.setDefaultTimeout(60_000);
   page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
   page.on("request", (request) => requested.push(request.url()));
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) policyViolations.push(message.text());
+  });
 });
 
 after(async () => {
@@ -229,6 +236,67 @@ test("clearing the history empties it", async () => {
   await page.reload();
   await openTab("History");
   assert.equal(await page.getByTestId("history-entry").count(), 0);
+});
+
+test("uploading a video shows its verdict, a box per track, the track table and a chart that seeks the video", async () => {
+  const clip = path.join(mkdtempSync(path.join(os.tmpdir(), "detecteur-clip-")), "two-faces.webm");
+  const made = spawnSync(PYTHON, [MAKE_CLIP, clip], { encoding: "utf8" });
+  assert.equal(made.status, 0, `make_clip.py failed:\n${made.stderr}`);
+
+  await openTab("Video");
+  await page.getByTestId("video-file-input").setInputFiles(clip);
+  const analysis = page.getByTestId("video-analysis");
+  await analysis.and(page.locator('[data-state="done"]')).waitFor();
+
+  const verdict = await analysis.getByTestId("video-verdict").locator("[data-verdict]").first().getAttribute("data-verdict");
+  assert.match(verdict, /^(authentic|borderline|synthetic)$/);
+  assert.ok(await analysis.getByRole("meter", { name: "Video fake probability" }).isVisible());
+  const rows = analysis.getByTestId("track-row");
+  assert.equal(await rows.count(), 2, "one row per person in the clip");
+  assert.equal(await rows.first().getAttribute("data-verdict"), verdict, "the first row is the video's verdict");
+  assert.equal(await analysis.getByTestId("chart-track").count(), 2, "one line per track");
+  assert.match(await analysis.getByTestId("chart-track").first().locator("path").getAttribute("d"), /^M[\d.]+ [\d.]+( L[\d.]+ [\d.]+)+$/);
+  assert.equal(await analysis.getByTestId("chart-band").count(), 1);
+  assert.equal(await analysis.getByTestId("chart-threshold").count(), 1);
+
+  // The browser plays the clip from its blob: URL (the page's CSP allows blob: media), boxes on both faces.
+  const player = analysis.locator("video");
+  await page
+    .waitForFunction(() => document.querySelector('[data-testid="video-player"] video').readyState >= 2, null, { timeout: 20_000 })
+    .catch((error) => assert.fail(`the clip does not play (${policyViolations.join(" | ") || error.message})`));
+  assert.equal(await analysis.getByTestId("video-face-box").count(), 2);
+
+  // A click on the chart seeks the video there; the arrow keys step one sampled frame.
+  await analysis.getByTestId("video-chart").scrollIntoViewIfNeeded();
+  const chart = await analysis.getByTestId("video-chart").boundingBox();
+  const seeked = () => player.evaluate((video) => (video.seeking ? new Promise((done) => video.addEventListener("seeked", done, { once: true })) : null));
+  await page.mouse.click(chart.x + chart.width * 0.55, chart.y + chart.height / 2);
+  await seeked();
+  const clicked = await player.evaluate((video) => video.currentTime);
+  assert.ok(clicked > 1.5 && clicked < 2.5, `the click seeks to about the middle of the 4 s clip (${clicked})`);
+  await analysis.getByRole("slider", { name: /fake-probability chart/ }).focus();
+  await page.keyboard.press("ArrowLeft");
+  await seeked();
+  const stepped = await player.evaluate((video) => video.currentTime);
+  assert.ok(stepped < clicked && stepped >= 1, `ArrowLeft steps back one sample (${clicked} → ${stepped})`);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid="video-face-box"]').length === 2);
+  assert.deepEqual(policyViolations, []);
+  await page.evaluate(() => {
+    document.activeElement?.blur();
+    window.scrollTo(0, 0);
+  });
+  await shoot("video");
+});
+
+test("a file that is not a video gets the API's reason in plain words", async () => {
+  await page.getByTestId("video-file-input").setInputFiles({
+    name: "notes.mp4",
+    mimeType: "video/mp4",
+    buffer: Buffer.from("this is not a video\n"),
+  });
+  const error = page.getByTestId("video-error");
+  await error.waitFor();
+  assert.match(await error.innerText(), /Unsupported file/);
 });
 
 test("no request left the machine", () => {

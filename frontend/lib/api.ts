@@ -1,7 +1,7 @@
 /** Calls to the Détecteur API. In the static export the dashboard is served by the API itself, so the base
  * URL is empty (same origin); `npm run dev` sets NEXT_PUBLIC_API_URL (see .env.development). */
 
-import type { ErrorBody, ModelInfo, PredictResponse } from "./types";
+import type { ErrorBody, ModelInfo, PredictResponse, VideoResponse } from "./types";
 
 export function apiBase(configured: string | undefined = process.env.NEXT_PUBLIC_API_URL): string {
   return (configured ?? "").trim().replace(/\/+$/, "");
@@ -57,6 +57,13 @@ export function predictImage(file: Blob, filename: string, explain = true): Prom
   return request<PredictResponse>(`/v1/predict?explain=${explain}`, { method: "POST", body: form });
 }
 
+/** Judge one video clip: faces followed across sampled frames, one verdict per track. */
+export function predictVideo(file: Blob, filename: string): Promise<VideoResponse> {
+  const form = new FormData();
+  form.append("file", file, filename);
+  return request<VideoResponse>("/v1/predict/video", { method: "POST", body: form });
+}
+
 export function fetchModel(): Promise<ModelInfo> {
   return request<ModelInfo>("/v1/model");
 }
@@ -73,11 +80,13 @@ export function explainError(error: unknown): ErrorExplanation {
   }
   const { code, status, message } = error;
   if (code === "network") return { title: "API unreachable", detail: `${message}. Is the server running?` };
+  if (code === "video_too_long") return { title: "Video too long", detail: `${message}. Trim the clip and try again.` };
   if (status === 413) return { title: "Too large", detail: `${message}.` };
   if (status === 415) return { title: "Unsupported file", detail: `${message}.` };
   if (code === "model_loading") return { title: "Model still loading", detail: "Try again in a few seconds." };
   if (status === 503) return { title: "Model unavailable", detail: `${message}.` };
   if (code === "corrupt_image") return { title: "Damaged image", detail: `${message}.` };
+  if (code === "corrupt_video") return { title: "Damaged video", detail: `${message}.` };
   if (code === "empty_file") return { title: "Empty file", detail: `${message}.` };
   if (code === "image_too_small") return { title: "Image too small", detail: `${message}.` };
   return { title: `Error ${status || ""}`.trim(), detail: `${message} (${code}).` };

@@ -65,3 +65,57 @@ export interface ModelInfo {
 export interface ErrorBody {
   error: { code: string; message: string };
 }
+
+/** `POST /v1/predict/video`: one verdict per track (a face followed across sampled frames). */
+export interface VideoInfo {
+  container: string;
+  codec: string;
+  width: number;
+  height: number;
+  duration_s: number;
+  fps: number | null;
+  frames_sampled: number;
+  sample_fps: number;
+}
+
+export interface TrackFace {
+  /** Index of the sampled frame, into `series`. */
+  sample: number;
+  time_s: number;
+  box: Box | null;
+  fake_probability: number;
+}
+
+export interface TrackResult {
+  track_id: number;
+  frames_seen: number;
+  first_s: number;
+  last_s: number;
+  fake_probability: number;
+  fraction_over_threshold: number;
+  verdict: Verdict;
+  confidence: number;
+  faces: TrackFace[];
+}
+
+export interface SeriesPoint {
+  time_s: number;
+  /** Per track id (as a string), for the tracks seen in this sampled frame. */
+  fake_probability: Record<string, number>;
+}
+
+export interface VideoResponse {
+  model_version: string;
+  threshold: number;
+  borderline_band: [number, number];
+  filename: string | null;
+  video: VideoInfo;
+  face_detected: boolean;
+  verdict: Verdict;
+  fake_probability: number;
+  confidence: number;
+  most_suspicious_track: number;
+  tracks: TrackResult[];
+  series: SeriesPoint[];
+  timings: Timings;
+}

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, apiBase, explainError, fetchModel, predictImage } from "@/lib/api";
+import { ApiError, apiBase, explainError, fetchModel, predictImage, predictVideo } from "@/lib/api";
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -55,5 +55,27 @@ describe("explainError", () => {
     expect(explainError(new ApiError(503, "model_loading", "loading")).title).toBe("Model still loading");
     expect(explainError(new ApiError(0, "network", "could not reach the API")).detail).toContain("Is the server running?");
     expect(explainError(new ApiError(422, "invalid_request", "bad")).title).toBe("Error 422");
+  });
+});
+
+describe("predictVideo", () => {
+  it("posts the clip as multipart field `file` to the video route", async () => {
+    const fetchMock = vi.fn().mockResolvedValue(answer(200, { tracks: [] }));
+    vi.stubGlobal("fetch", fetchMock);
+    await predictVideo(new Blob(["webm"]), "clip.webm");
+    const [url, init] = fetchMock.mock.calls[0];
+    expect(url).toBe("/v1/predict/video");
+    expect(((init.body as FormData).get("file") as File).name).toBe("clip.webm");
+  });
+
+  it("explains the video errors in plain words", () => {
+    expect(explainError(new ApiError(413, "video_too_long", "the video lasts 130.0 s; the limit is 120 s"))).toEqual({
+      title: "Video too long",
+      detail: "the video lasts 130.0 s; the limit is 120 s. Trim the clip and try again.",
+    });
+    expect(explainError(new ApiError(422, "corrupt_video", "the MP4/MOV file has no video stream")).title).toBe("Damaged video");
+    expect(explainError(new ApiError(413, "file_too_large", "too big")).title).toBe("Too large");
+    expect(explainError(new ApiError(413, "too_many_pixels", "frames too big")).title).toBe("Too large");
+    expect(explainError(new ApiError(415, "unsupported_format", "not a video")).title).toBe("Unsupported file");
   });
 });

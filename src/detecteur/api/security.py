@@ -26,13 +26,15 @@ PROTECTED_PREFIXES: tuple[str, ...] = ("/v1/", "/predict", "/metrics")
 # The dashboard is a static Next.js export served from this origin: its scripts and styles are same-origin files
 # plus the inline bootstrap scripts and style attributes Next writes into every page ('unsafe-inline' — a static
 # export has no server to add nonces). Previews of the chosen files are blob: URLs; Grad-CAM heatmaps come back as
-# base64 data: URLs. Nothing may frame the dashboard, nothing is loaded from another origin.
+# base64 data: URLs; the video view plays the chosen clip from a blob: URL (media-src). Nothing may frame the
+# dashboard, nothing is loaded from another origin.
 DASHBOARD_CSP = "; ".join(
     (
         "default-src 'self'",
         "script-src 'self' 'unsafe-inline'",
         "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data: blob:",
+        "media-src 'self' blob:",
         "font-src 'self' data:",
         "connect-src 'self'",
         "object-src 'none'",
