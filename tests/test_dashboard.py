@@ -67,6 +67,14 @@ def test_unknown_paths_are_json_404s_not_the_exports_html_page(client: TestClien
         assert response.json()["error"]["code"] == "not_found"
 
 
+def test_an_api_route_asked_with_the_wrong_method_is_a_405_not_the_dashboard(client: TestClient) -> None:
+    response = client.get("/v1/predict")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "POST"
+    assert client.get("/").status_code == 200  # the dashboard itself is unaffected
+
+
 def test_without_a_built_dashboard_root_points_to_the_docs(tmp_path: Path) -> None:
     for client in client_for(tmp_path / "never-built"):
         response = client.get("/")

@@ -9,7 +9,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -88,7 +88,7 @@ def ready_detector(request: Request) -> Detector:
 ReadyDetector = Annotated[Detector, Depends(ready_detector)]
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
@@ -180,7 +180,7 @@ def create_app(
         code = {400: "invalid_request", 404: "not_found", 405: "method_not_allowed"}.get(
             error.status_code, "http_error"
         )
-        return _error(error.status_code, code, str(error.detail))
+        return _error(error.status_code, code, str(error.detail), headers=error.headers)
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["service"])
     async def health() -> JSONResponse:

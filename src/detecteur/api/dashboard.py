@@ -8,6 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -20,9 +21,18 @@ BUILD_HINT = "cd frontend && npm ci && npm run build (or `make dashboard`)"
 
 class DashboardFiles(StaticFiles):
     """The export's files. A path that is no file is the API's JSON 404 (not the export's HTML 404 page), and a
-    POST to an unknown path is a 404 too, not a 405 from the static mount."""
+    POST to an unknown path is a 404 too, not a 405 from the static mount. An API route asked with the wrong
+    method (GET /v1/predict) reaches this mount, because Starlette prefers a full match here to the route's
+    method mismatch: it gets the route's 405, as it would without a dashboard."""
+
+    def __init__(self, *, directory: Path, api_methods: dict[str, set[str]]) -> None:
+        super().__init__(directory=directory, html=True)
+        self.api_methods = api_methods
 
     async def get_response(self, path: str, scope: Scope) -> Response:
+        allowed = self.api_methods.get(scope["path"])
+        if allowed is not None:
+            raise StarletteHTTPException(status_code=405, headers={"Allow": ", ".join(sorted(allowed))})
         if scope["method"] not in ("GET", "HEAD"):
             raise StarletteHTTPException(status_code=404)
         response = await super().get_response(path, scope)
@@ -34,7 +44,11 @@ class DashboardFiles(StaticFiles):
 def mount_dashboard(app: FastAPI, dashboard_dir: Path) -> None:
     """Serve `dashboard_dir` at `/` when it holds a built dashboard; otherwise `/` says how to build it."""
     if (dashboard_dir / "index.html").is_file():
-        app.mount("/", DashboardFiles(directory=dashboard_dir, html=True), name="dashboard")
+        api_methods: dict[str, set[str]] = {}
+        for route in app.routes:
+            if isinstance(route, APIRoute):
+                api_methods.setdefault(route.path, set()).update(route.methods or ())
+        app.mount("/", DashboardFiles(directory=dashboard_dir, api_methods=api_methods), name="dashboard")
         log.info("dashboard served at / from %s", dashboard_dir)
         return
     log.warning("no dashboard at %s (index.html missing): build it with %s", dashboard_dir, BUILD_HINT)
