@@ -429,6 +429,7 @@ def score(
             device=settings.device,
             batch_size=batch_size,
             ray=ray_options,
+            backend=settings.backend,
         )
     except (ScoringError, ModelFileError, OSError) as error:
         raise _fail(str(error)) from error

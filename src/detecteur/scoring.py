@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -28,6 +29,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from detecteur.config import BackendName
 from detecteur.data import IMAGE_SUFFIXES
 from detecteur.engine import Detector, Verdict
 from detecteur.files import atomic_path
@@ -243,9 +245,11 @@ def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 def _local_batches(
-    paths: Sequence[str], model_path: Path, device: str, batch_size: int, limits: Limits
+    paths: Sequence[str], model_path: Path, device: str, batch_size: int, limits: Limits, backend: BackendName
 ) -> Iterator[list[Row]]:
-    detector = Detector(model_path, device=device, batch_size=batch_size)
+    # One process scores at a time here: it gets every core.
+    cores = len(os.sched_getaffinity(0))
+    detector = Detector(model_path, device=device, batch_size=batch_size, backend=backend, threads=cores)
     for batch in _batches(paths, batch_size):
         yield score_files(batch, detector, limits)
 
@@ -292,13 +296,15 @@ def score_collection(
     device: str = "cpu",
     batch_size: int = 32,
     ray: RayOptions | None = None,
+    backend: BackendName = "torch",
     flush_every: int = 1000,
     progress: bool = True,
 ) -> ScoreSummary:
     """Score every path not already in `out` and add the rows to `out`; returns what this run did.
 
-    With `ray`, the batches run as Ray Data actors (`ScoreWorker`); the image files must be readable at the same
-    paths on every node. Rows reach the output in batches of about `flush_every` images.
+    With `ray`, the batches run as Ray Data actors (`ScoreWorker`, torch with one thread each); the image files must
+    be readable at the same paths on every node. Without it, `backend` runs the network (as in the service).
+    Rows reach the output in batches of about `flush_every` images.
     """
     from detecteur.model import read_metadata
 
@@ -333,7 +339,7 @@ def score_collection(
                 batches = (
                     _ray_batches(todo, model_path, device, batch_size, limits, ray)
                     if ray is not None
-                    else _local_batches(todo, model_path, device, batch_size, limits)
+                    else _local_batches(todo, model_path, device, batch_size, limits, backend)
                 )
                 for rows in batches:
                     # Each image has exactly one row with face_index 0, or one error row: counting those stays
