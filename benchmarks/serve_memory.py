@@ -13,18 +13,13 @@ import io
 import json
 import os
 import platform
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from benchlib import Server
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from predict_latency import free_port
 
 MEBIBYTE = 1024 * 1024
 
@@ -49,46 +44,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/serve_memory.json"))
     args = parser.parse_args()
 
-    port = free_port()
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "detecteur", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ | {"GLOG_minloglevel": "2"},
-    )
     figures: dict[str, dict[str, float]] = {}
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            while True:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.perf_counter() - started > 120:
-                    raise SystemExit("the server did not become ready")
-                time.sleep(0.05)
-            figures["after_load"] = memory_mib(server.pid)
-            payload = args.image.read_bytes()
-            for _ in range(args.requests):
-                client.post("/v1/predict", files={"file": (args.image.name, payload)}).raise_for_status()
-            figures["after_typical_requests"] = memory_mib(server.pid)
-            large = large_jpeg(args.image, 6000)
+    with Server() as server, httpx.Client(base_url=server.base_url, timeout=120) as client:
+        figures["after_load"] = memory_mib(server.process.pid)
+        payload = args.image.read_bytes()
+        for _ in range(args.requests):
+            client.post("/v1/predict", files={"file": (args.image.name, payload)}).raise_for_status()
+        figures["after_typical_requests"] = memory_mib(server.process.pid)
+        large = large_jpeg(args.image, 6000)
 
-            def worst_case_request(_: int) -> int:
-                files = [("files", (f"large-{index}.jpg", large)) for index in range(2)]
-                return client.post("/v1/predict", files=files).status_code
+        def worst_case_request(_: int) -> int:
+            files = [("files", (f"large-{index}.jpg", large)) for index in range(2)]
+            return client.post("/v1/predict", files=files).status_code
 
-            with ThreadPoolExecutor(args.clients) as pool:
-                statuses = list(pool.map(worst_case_request, range(args.clients * 3)))
-            if any(status != 200 for status in statuses):
-                raise SystemExit(f"large-image requests failed: {statuses}")
-            figures["after_large_images"] = memory_mib(server.pid)
-            model_version = client.get("/health").json()["model_version"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        with ThreadPoolExecutor(args.clients) as pool:
+            statuses = list(pool.map(worst_case_request, range(args.clients * 3)))
+        if any(status != 200 for status in statuses):
+            raise SystemExit(f"large-image requests failed: {statuses}")
+        figures["after_large_images"] = memory_mib(server.process.pid)
+        model_version = client.get("/health").json()["model_version"]
 
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

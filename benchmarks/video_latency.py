@@ -16,26 +16,18 @@ import io
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import av
 import httpx
+from benchlib import Server
 from PIL import Image
 
 WIDTH, HEIGHT, FPS = 1280, 720, 30
 TARGET_S = 3.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def encode_clip(face: Path, seconds: float) -> bytes:
@@ -57,43 +49,20 @@ def encode_clip(face: Path, seconds: float) -> bytes:
 
 def measure(clip: bytes, requests: int, torch_threads: str) -> dict[str, object]:
     """Start a server (with `torch_threads` torch threads, or PyTorch's default), post `clip` `requests` times."""
-    env = os.environ | {"GLOG_minloglevel": "2"}
-    if torch_threads != "default":
-        env["OMP_NUM_THREADS"] = torch_threads
+    env = {} if torch_threads == "default" else {"OMP_NUM_THREADS": torch_threads}
     load_before = os.getloadavg()
-    port = free_port()
-    started = time.perf_counter()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "detecteur", "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-            while True:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.perf_counter() - started > 120:
-                    raise SystemExit("the server did not become ready")
-                time.sleep(0.05)
-            client_s: list[float] = []
-            stages: dict[str, list[float]] = {"decode_ms": [], "faces_ms": [], "model_ms": [], "total_ms": []}
-            for _ in range(requests):
-                sent = time.perf_counter()
-                response = client.post("/v1/predict/video", files={"file": ("clip.mp4", clip, "video/mp4")})
-                client_s.append(time.perf_counter() - sent)
-                response.raise_for_status()
-                body = response.json()
-                for key, value in body["timings"].items():
-                    stages[key].append(value)
-            model_version = client.get("/health").json()["model_version"]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with Server(env, timeout_s=120) as server, httpx.Client(base_url=server.base_url, timeout=120) as client:
+        client_s: list[float] = []
+        stages: dict[str, list[float]] = {"decode_ms": [], "faces_ms": [], "model_ms": [], "total_ms": []}
+        for _ in range(requests):
+            sent = time.perf_counter()
+            response = client.post("/v1/predict/video", files={"file": ("clip.mp4", clip, "video/mp4")})
+            client_s.append(time.perf_counter() - sent)
+            response.raise_for_status()
+            body = response.json()
+            for key, value in body["timings"].items():
+                stages[key].append(value)
+        model_version = client.get("/health").json()["model_version"]
     median_s = statistics.median(client_s)
     return {
         "torch_threads": torch_threads,
