@@ -61,11 +61,18 @@ _DECODER_ERRORS: tuple[type[Exception], ...] = (
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 
-class ImageError(ValueError):
-    """The uploaded bytes are not an image this service accepts; `code` and `http_status` say why to a client."""
+class InputError(ValueError):
+    """Uploaded bytes this service refuses (an image here, a video in `video`); `code` and `http_status` say why
+    to a client."""
 
-    code: ClassVar[str] = "invalid_image"
+    code: ClassVar[str] = "invalid_input"
     http_status: ClassVar[int] = 400
+
+
+class ImageError(InputError):
+    """The uploaded bytes are not an image this service accepts."""
+
+    code = "invalid_image"
 
 
 class EmptyImage(ImageError):

@@ -19,12 +19,13 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image
 
 from detecteur.engine import Detector, Verdict, decide
 from detecteur.faces import FaceBox
+from detecteur.imaging import InputError
 
 if TYPE_CHECKING:
     import av.container
@@ -50,11 +51,10 @@ MAX_DECODED_FPS = 120
 DURATION_TOLERANCE_S = 1.0
 
 
-class VideoError(ValueError):
-    """The uploaded bytes are not a video this service accepts; `code` and `http_status` say why to a client."""
+class VideoError(InputError):
+    """The uploaded bytes are not a video this service accepts."""
 
-    code: ClassVar[str] = "invalid_video"
-    http_status: ClassVar[int] = 400
+    code = "invalid_video"
 
 
 class EmptyVideo(VideoError):

@@ -45,9 +45,9 @@ from detecteur.api.security import AccessGuard, RequestTimeout, SecurityHeaders,
 from detecteur.api.telemetry import Telemetry
 from detecteur.config import Settings
 from detecteur.engine import Detector, ImageVerdict
-from detecteur.imaging import ImageError, decode_image, read_limited
+from detecteur.imaging import InputError, decode_image, read_limited
 from detecteur.model import ModelFileError, verify_model_file
-from detecteur.video import VideoError, VideoLimits, VideoVerdict, judge_video
+from detecteur.video import VideoLimits, VideoVerdict, judge_video
 
 log = logging.getLogger("detecteur.api")
 
@@ -160,12 +160,8 @@ def create_app(
         headers = {"Retry-After": "5"} if error.status == 503 else None
         return _error(error.status, error.code, error.message, headers)
 
-    @app.exception_handler(ImageError)
-    async def _image_error(request: Request, error: ImageError) -> JSONResponse:
-        return _error(error.http_status, error.code, str(error))
-
-    @app.exception_handler(VideoError)
-    async def _video_error(request: Request, error: VideoError) -> JSONResponse:
+    @app.exception_handler(InputError)
+    async def _input_error(request: Request, error: InputError) -> JSONResponse:
         return _error(error.http_status, error.code, str(error))
 
     @app.exception_handler(RequestValidationError)
