@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
@@ -50,6 +50,7 @@ from detecteur.model import ModelFileError, verify_model_file
 from detecteur.video import VideoLimits, VideoVerdict, judge_video
 
 log = logging.getLogger("detecteur.api")
+T = TypeVar("T")
 
 MULTIPART_OVERHEAD = 64 * 1024
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -204,6 +205,15 @@ def create_app(
                 return FileResponse(path, media_type="image/png")
         raise ServiceError(404, "not_found", f"no figure named {name!r}")
 
+    async def run_inference(work: Callable[[], T]) -> T:
+        """`work` in the bounded inference pool; a full queue is a 503 + Retry-After, not a wait without bound."""
+        if state.inference is None:  # only before the lifespan has run
+            raise ServiceError(503, "model_loading", "the service is still starting; retry shortly")
+        try:
+            return await state.inference.run(work)
+        except QueueFull as full:
+            raise ServiceError(503, "overloaded", str(full)) from full
+
     @app.post("/v1/predict", response_model=PredictResponse, responses=ERROR_RESPONSES, tags=["predict"])
     async def predict(
         request: Request,
@@ -261,12 +271,7 @@ def create_app(
         # A video upload can be large: read the spooled file off the event loop, then decode in the pool.
         data = await anyio.to_thread.run_sync(read_limited, file.file, settings.video_max_bytes)
         limits = VideoLimits.from_settings(settings)
-        if state.inference is None:  # only before the lifespan has run
-            raise ServiceError(503, "model_loading", "the service is still starting; retry shortly")
-        try:
-            judged = await state.inference.run(lambda: judge_video(data, detector, limits))
-        except QueueFull as full:
-            raise ServiceError(503, "overloaded", str(full)) from full
+        judged = await run_inference(lambda: judge_video(data, detector, limits))
         filename = display_filename(file.filename)
         result = _video_response(filename, judged, detector, (time.perf_counter() - started) * 1000)
         log.info(
@@ -325,12 +330,7 @@ def create_app(
                 judged,
             )
 
-        if state.inference is None:  # only before the lifespan has run
-            raise ServiceError(503, "model_loading", "the service is still starting; retry shortly")
-        try:
-            result, judged = await state.inference.run(work)
-        except QueueFull as full:
-            raise ServiceError(503, "overloaded", str(full)) from full
+        result, judged = await run_inference(work)
         state.telemetry.model_seconds.observe((judged.faces_ms + judged.model_ms) / 1000)
         state.telemetry.faces_per_image.observe(len(judged.faces) if judged.face_detected else 0)
         log.info(
