@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 from PIL import Image, ImageFile
+from scripts.make_hostile_corpus import png_chunk, png_of_zeros
 
 from detecteur.imaging import (
     ALLOWED_FORMATS,
@@ -52,19 +53,6 @@ def halves(
     image = Image.new(mode, size, left)
     image.paste(right, (size[0] // 2, 0, size[0], size[1]))
     return image
-
-
-def png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-
-def png_of_zeros(width: int, height: int) -> bytes:
-    """A valid 1-bit black PNG of any size, compressed row by row so the raw image never exists in memory."""
-    row = bytes(1 + (width + 7) // 8)  # filter byte + packed bits
-    compressor = zlib.compressobj(9)
-    idat = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat) + png_chunk(b"IEND", b"")
 
 
 def png_header_claiming(width: int, height: int) -> bytes:
