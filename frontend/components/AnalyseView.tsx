@@ -1,6 +1,7 @@
 "use client";
 
 import { useCallback, useEffect, useRef, useState } from "react";
+import { ErrorAlert, Working } from "./AnalysisStatus";
 import DropZone from "./DropZone";
 import FaceCard from "./FaceCard";
 import ImagePreview from "./ImagePreview";
@@ -134,12 +135,7 @@ function AnalysisCard({ analysis, onToggleEvidence }: { analysis: Analysis; onTo
             </p>
           )}
         </div>
-        {analysis.state === "running" && (
-          <span className="flex items-center gap-2 text-sm text-text-muted">
-            <span aria-hidden="true" className="h-3 w-3 animate-spin rounded-full border-2 border-accent border-t-transparent" />
-            Analysing…
-          </span>
-        )}
+        {analysis.state === "running" && <Working label="Analysing…" />}
         {result && (
           <div className="flex items-center gap-3">
             <span className="text-xs text-text-muted">Image verdict</span>
@@ -148,12 +144,7 @@ function AnalysisCard({ analysis, onToggleEvidence }: { analysis: Analysis; onTo
         )}
       </header>
 
-      {analysis.state === "failed" && analysis.error && (
-        <div role="alert" data-testid="analysis-error" className="rounded-md border border-verdict-synthetic/60 bg-verdict-synthetic/10 p-3 text-sm">
-          <p className="font-semibold text-verdict-synthetic">{analysis.error.title}</p>
-          <p className="mt-1 text-text">{analysis.error.detail}</p>
-        </div>
-      )}
+      {analysis.state === "failed" && analysis.error && <ErrorAlert error={analysis.error} testId="analysis-error" />}
 
       {(analysis.state === "running" || result) && (
         <div className="grid gap-5 lg:grid-cols-[minmax(0,3fr)_minmax(0,2fr)]">

@@ -1,6 +1,7 @@
 "use client";
 
 import { useCallback, useEffect, useRef, useState } from "react";
+import { ErrorAlert, Working } from "./AnalysisStatus";
 import DropZone, { type DropZoneText } from "./DropZone";
 import ProbabilityBar from "./ProbabilityBar";
 import ProbabilityChart from "./ProbabilityChart";
@@ -101,12 +102,7 @@ export default function VideoView() {
                 </p>
               )}
             </div>
-            {analysis.state === "running" && (
-              <span className="flex items-center gap-2 text-sm text-text-muted">
-                <span aria-hidden="true" className="h-3 w-3 animate-spin rounded-full border-2 border-accent border-t-transparent" />
-                Analysing the video…
-              </span>
-            )}
+            {analysis.state === "running" && <Working label="Analysing the video…" />}
             {response && (
               <div className="flex items-center gap-3">
                 <span className="text-xs text-text-muted">Video verdict</span>
@@ -115,12 +111,7 @@ export default function VideoView() {
             )}
           </header>
 
-          {analysis.state === "failed" && analysis.error && (
-            <div role="alert" data-testid="video-error" className="rounded-md border border-verdict-synthetic/60 bg-verdict-synthetic/10 p-3 text-sm">
-              <p className="font-semibold text-verdict-synthetic">{analysis.error.title}</p>
-              <p className="mt-1 text-text">{analysis.error.detail}</p>
-            </div>
-          )}
+          {analysis.state === "failed" && analysis.error && <ErrorAlert error={analysis.error} testId="video-error" />}
 
           {analysis.state !== "failed" && (
             <div className="grid gap-5 lg:grid-cols-[minmax(0,3fr)_minmax(0,2fr)]">
