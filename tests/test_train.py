@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -8,8 +9,9 @@ import pytest
 import torch
 
 from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
-from detecteur.model import read_metadata
-from detecteur.train import RunError, read_epoch_metrics, train
+from detecteur.files import file_sha256
+from detecteur.model import load_model, read_metadata
+from detecteur.train import RunError, epoch_learning_rate, read_epoch_metrics, train
 from tests.conftest import toy_config
 
 
@@ -56,6 +58,58 @@ def test_resume_refuses_a_changed_recipe(toy_run: Path, toy_split: Path, tmp_pat
     shutil.copytree(toy_run, run_dir)
     with pytest.raises(RunError, match=r"recipe changed.*lr"):
         train(toy_config(epochs=3, lr=0.1), toy_split, run_dir, resume=True)
+
+
+def test_resume_accepts_a_run_started_before_a_setting_existed(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "resumed"
+    shutil.copytree(toy_run, run_dir)
+    checkpoint = torch.load(run_dir / RUN_CHECKPOINT_FILE, weights_only=True)
+    for added_later in ("lr_schedule", "min_lr", "init_weights"):
+        del checkpoint["config"][added_later]
+    torch.save(checkpoint, run_dir / RUN_CHECKPOINT_FILE)
+    train(toy_config(epochs=3), toy_split, run_dir, resume=True)
+    assert [e["epoch"] for e in read_epoch_metrics(run_dir)] == [1, 2, 3]
+
+
+def test_the_cosine_schedule_falls_from_lr_towards_min_lr_and_constant_stays() -> None:
+    cosine = toy_config(epochs=5, lr=1e-3, lr_schedule="cosine", min_lr=1e-5)
+    rates = [epoch_learning_rate(cosine, epoch) for epoch in range(1, 6)]
+    assert rates[0] == pytest.approx(1e-3)
+    assert all(later < earlier for earlier, later in itertools.pairwise(rates))
+    assert 1e-5 < rates[-1] < 0.15 * rates[0]
+    constant = toy_config(epochs=5, lr=1e-3)
+    assert {epoch_learning_rate(constant, epoch) for epoch in range(1, 6)} == {1e-3}
+
+
+def test_a_cosine_run_logs_the_learning_rate_of_each_epoch(toy_split: Path, tmp_path: Path) -> None:
+    config = toy_config(epochs=2, lr=1e-3, lr_schedule="cosine", min_lr=0.0, max_train_images=32)
+    train(config, toy_split, tmp_path / "cosine")
+    logged = [e["lr"] for e in read_epoch_metrics(tmp_path / "cosine")]
+    assert logged == pytest.approx([1e-3, 5e-4])
+
+
+def test_a_fine_tuning_stage_starts_from_the_saved_weights(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:
+    start = toy_run / RUN_BEST_MODEL_FILE
+    # A learning rate this small barely moves the weights: what the stage ends with is what it started from.
+    config = toy_config(epochs=1, lr=1e-12, init_weights=start, max_train_images=32)
+    train(config, toy_split, tmp_path / "stage")
+    before, _ = load_model(start)
+    after, _ = load_model(tmp_path / "stage" / RUN_BEST_MODEL_FILE)
+    for (name, old), new in zip(before.named_parameters(), after.parameters(), strict=True):
+        assert torch.allclose(old, new, atol=1e-6), name
+    description = json.loads((tmp_path / "stage" / RUN_CONFIG_FILE).read_text())
+    assert description["data_summary"]["init_weights_sha256"] == file_sha256(start)
+
+
+def test_a_fine_tuning_stage_refuses_weights_of_another_shape(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:
+    config = toy_config(epochs=1, in_chans=3, init_weights=toy_run / RUN_BEST_MODEL_FILE)
+    with pytest.raises(RunError, match=r"init_weights .* is a model for"):
+        train(config, toy_split, tmp_path / "stage")
+
+
+def test_a_fine_tuning_stage_names_a_missing_start_file(toy_split: Path, tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="init_weights: model file not found"):
+        train(toy_config(epochs=1, init_weights=tmp_path / "absent.safetensors"), toy_split, tmp_path / "stage")
 
 
 def test_resume_refuses_a_different_split(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:

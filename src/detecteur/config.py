@@ -70,10 +70,17 @@ class TrainConfig(BaseModel):
     in_chans: Literal[3, 4] = 4
     framing: Framing = "whole_image"
     pretrained: bool = True
+    # A fine-tuning stage: start from this saved model's weights (same arch, channels and input size) instead of
+    # ImageNet's; the run records its sha256.
+    init_weights: Path | None = None
     input_size: int = Field(224, ge=32, le=1024)
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(1e-4, gt=0)
+    # "cosine": the learning rate falls from `lr` (first epoch) towards `min_lr` (after the last one), set at
+    # the start of each epoch from its number alone, so that a resumed run follows the same schedule.
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    min_lr: float = Field(1e-6, ge=0)
     weight_decay: float = Field(0.0, ge=0)
     # Missing a fake costs five times missing a real: index 0 = authentic, 1 = synthetic.
     class_weights: tuple[float, float] = (1.0, 5.0)

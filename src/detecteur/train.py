@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import subprocess
 import time
@@ -58,10 +59,12 @@ from detecteur.data import (
 from detecteur.files import atomic_path, atomic_write_text, file_sha256
 from detecteur.metrics import compute_metrics, fake_probabilities
 from detecteur.model import (
+    ModelFileError,
     ModelMetadata,
     autocast_context,
     build,
     input_spec_for,
+    load_model,
     pick_device,
     predict_logits,
     save_model,
@@ -107,6 +110,8 @@ RESUMABLE_CHANGES = {"epochs", "num_workers"}
 
 def _recipe_changes(started_with: dict[str, Any], config: TrainConfig) -> list[str]:
     now = config.model_dump(mode="json")
+    # A setting added after the run started was, for that run, its default.
+    started_with = {**TrainConfig().model_dump(mode="json"), **started_with}
     return sorted(
         key for key in (now.keys() | started_with.keys()) - RESUMABLE_CHANGES if now.get(key) != started_with.get(key)
     )
@@ -127,6 +132,32 @@ def _sharpness_balance(records: list[ImageRecord]) -> tuple[list[float], dict[st
         f"{proof['sharpness_auc_weighted']:.3f} under balanced sampling"
     )
     return weights.tolist(), proof
+
+
+def epoch_learning_rate(config: TrainConfig, epoch: int) -> float:
+    """Learning rate of `epoch` (1-based) under the recipe's schedule."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    progress = (epoch - 1) / config.epochs
+    return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _start_from_saved_weights(model: nn.Module, config: TrainConfig) -> str:
+    """Load `config.init_weights` into `model`; returns the file's sha256 for the run's records."""
+    assert config.init_weights is not None
+    try:
+        saved, metadata = load_model(config.init_weights)
+    except ModelFileError as error:
+        raise RunError(f"init_weights: {error}") from error
+    expected = (config.arch, config.in_chans, config.input_size, config.framing)
+    found = (metadata.arch, metadata.in_chans, metadata.input_size, metadata.framing)
+    if found != expected:
+        raise RunError(
+            f"init_weights {config.init_weights} is a model for (arch, channels, input size, framing) = {found}, "
+            f"but this recipe trains {expected}"
+        )
+    model.load_state_dict(saved.state_dict())
+    return file_sha256(config.init_weights)
 
 
 def _write_epoch_metrics(history: list[dict[str, Any]], run_dir: Path) -> None:
@@ -195,7 +226,10 @@ def _train(
     spec = input_spec_for(config.arch, config.in_chans, config.input_size)
 
     _seed_everything(config.seed)
-    model = build(config.arch, in_chans=config.in_chans, pretrained=config.pretrained).to(device)
+    model = build(config.arch, in_chans=config.in_chans, pretrained=config.pretrained and not config.init_weights)
+    if config.init_weights is not None:
+        data_summary["init_weights_sha256"] = _start_from_saved_weights(model, config)
+    model = model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     class_weights = torch.tensor(config.class_weights, dtype=torch.float32, device=device)
     criterion = nn.CrossEntropyLoss(weight=class_weights)
@@ -254,6 +288,8 @@ def _train(
         # Seeding per epoch makes an epoch's shuffling and augmentation the same whether or not the run
         # was interrupted before it; per process, so that processes do not augment in lockstep.
         _seed_everything((config.seed + epoch) * processes.world_size + processes.rank)
+        for group in optimizer.param_groups:
+            group["lr"] = epoch_learning_rate(config, epoch)
         train_loader = make_loader(
             train_records,
             spec,
