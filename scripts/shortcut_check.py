@@ -4,7 +4,8 @@ that say nothing about forgery (JPEG tables, sharpness, blockiness) should be ne
 Reads a split/manifest CSV of prepared face crops and, through `data/faces/faces.csv`, the original files.
 Writes `<out>/shortcut_check.json` and `.md`. Usage:
 
-    python scripts/shortcut_check.py data/splits/faces-v1/split.csv --faces data/faces --out models/figures
+    python scripts/shortcut_check.py data/splits/faces-v1/split.csv --faces data/faces --out models/figures \
+        --recipe configs/faces-v3.toml
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from detecteur.data import read_records, sharpness, sharpness_balancing_weights
+from detecteur.config import TrainConfig
+from detecteur.data import read_records, sampling_weights, sharpness
 from detecteur.files import atomic_write_text
 from detecteur.preprocess import image_to_unit_tensor
 
@@ -32,7 +34,7 @@ COLUMNS = {
     "original_sharpness_blockiness_auc": "sharpness+blockiness (original)",
     "training_input_sharpness_auc": "sharpness (training input)",
     "training_input_sharpness_blockiness_auc": "sharpness+blockiness (training input)",
-    "training_split_sharpness_balanced_auc": "sharpness (train split, balanced sampling)",
+    "training_split_sharpness_balanced_auc": "sharpness (train split, as the recipe samples it)",
 }
 
 
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("manifest", type=Path)
     parser.add_argument("--faces", type=Path, default=Path("data/faces"))
     parser.add_argument("--out", type=Path, default=Path("models/figures"))
+    parser.add_argument("--recipe", type=Path, help="training recipe whose sampling weights the last column uses")
     args = parser.parse_args()
 
     records = read_records(args.manifest)
@@ -95,11 +98,15 @@ def main() -> None:
     original_tables = np.array([r[2] for r in rows])
     original_stats = np.array([r[3] for r in rows])
     crop_stats = np.array([r[4] for r in rows])
-    # What training sees with `balance_sharpness = true`: the train split, sampled with these weights.
+    # What training sees: the train split, sampled with the recipe's weights.
+    recipe = TrainConfig.from_toml(args.recipe) if args.recipe else TrainConfig(balance_sharpness=True)
     in_train = np.array([record.split == "train" for record in records])
     weights = np.zeros(len(records))
     if in_train.any():
-        weights[in_train] = sharpness_balancing_weights(labels[in_train].tolist(), crop_stats[in_train, 0].tolist())
+        train_records = [record for record, used in zip(records, in_train, strict=True) if used]
+        weights[in_train] = sampling_weights(
+            train_records, crop_stats[in_train, 0].tolist(), recipe.balance_sources, recipe.balance_sharpness
+        )
     reals = labels == 0
     pairings = {
         "stylegan-ffhq (real vs fake)": sources == "stylegan-ffhq",

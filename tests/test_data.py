@@ -148,6 +148,43 @@ def test_sharpness_balancing_leaves_sharpness_no_information_about_the_label() -
     assert weights[labels == 0].sum() == pytest.approx(weights[labels == 1].sum(), rel=0.1)
 
 
+def _records(groups: dict[tuple[str, int], int]) -> list[ImageRecord]:
+    return [
+        ImageRecord(path=Path(f"{source}/{label}/{i}.jpg"), label=label, source=source, subject_id=str(i), phash="0")
+        for (source, label), count in groups.items()
+        for i in range(count)
+    ]
+
+
+def test_source_balancing_gives_every_source_and_class_the_same_share_of_draws() -> None:
+    from detecteur.data import draw_shares, source_balancing_weights
+
+    records = _records({("big", 0): 900, ("big", 1): 300, ("small", 0): 50, ("small", 1): 10})
+    shares = draw_shares(records, source_balancing_weights(records))
+    assert shares == pytest.approx({"big/fake": 0.25, "big/real": 0.25, "small/fake": 0.25, "small/real": 0.25})
+    assert draw_shares(records, np.ones(len(records)))["small/fake"] == pytest.approx(10 / 1260, abs=1e-4)
+
+
+def test_sharpness_balancing_on_top_of_source_balancing_still_leaves_sharpness_no_information() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from detecteur.data import draw_shares, sampling_weights
+
+    rng = np.random.default_rng(0)
+    # A large blurry real source and a small sharp fake one: sharpness is a shortcut, and the small fakes are rare.
+    records = _records({("blurry", 0): 2000, ("sharp", 0): 300, ("sharp", 1): 700})
+    values = np.r_[rng.normal(-7.0, 1.0, 2000), rng.normal(-5.5, 1.0, 300), rng.normal(-5.5, 1.0, 700)]
+    labels = np.array([r.label for r in records])
+    weights = sampling_weights(records, values.tolist(), balance_sources=True, balance_sharpness=True)
+    assert roc_auc_score(labels, values) > 0.8
+    assert roc_auc_score(labels, values, sample_weight=weights) == pytest.approx(0.5, abs=0.06)
+    plain = sampling_weights(records, values.tolist(), balance_sources=False, balance_sharpness=True)
+    # Within the sharp source the two classes overlap; source balancing lifts its reals' share of draws.
+    assert draw_shares(records, weights)["sharp/real"] > draw_shares(records, plain)["sharp/real"]
+    unweighted = sampling_weights(records, values.tolist(), balance_sources=False, balance_sharpness=False)
+    assert np.all(unweighted == 1.0)
+
+
 def test_a_blurred_image_is_less_sharp() -> None:
     from PIL import ImageFilter
 

@@ -94,6 +94,9 @@ class TrainConfig(BaseModel):
     # Re-weight training sampling so that sharpness alone cannot tell the classes apart (see
     # `data.sharpness_balancing_weights`): needed when sources of different sharpness are mixed.
     balance_sharpness: bool = False
+    # Give every (source, class) group the same share of draws (`data.source_balancing_weights`), before any
+    # sharpness balancing: otherwise the largest sources set what the model spends its epochs on.
+    balance_sources: bool = False
     augment: AugmentConfig = AugmentConfig()
 
     @classmethod

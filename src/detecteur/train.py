@@ -47,12 +47,13 @@ from detecteur.config import (
 )
 from detecteur.data import (
     ImageRecord,
+    draw_shares,
     make_loader,
     open_image,
     read_records,
+    sampling_weights,
     select_split,
     sharpness,
-    sharpness_balancing_weights,
     stratified_subset,
     summarise,
 )
@@ -117,19 +118,21 @@ def _recipe_changes(started_with: dict[str, Any], config: TrainConfig) -> list[s
     )
 
 
-def _sharpness_balance(records: list[ImageRecord]) -> tuple[list[float], dict[str, float]]:
-    """Sampling weights that take the sharpness shortcut away, and the proof: the ROC AUC of sharpness
-    alone as a real/fake score, before and after weighting (0.5 = no information)."""
-    values = [sharpness(open_image(r.path)) for r in track(records, description="measuring sharpness", console=console)]
+def _sampling_weights(records: list[ImageRecord], config: TrainConfig) -> tuple[list[float], dict[str, Any]]:
+    """The recipe's sampling weights (source and/or sharpness balancing), and what they do: the share of draws
+    per source and class, and the ROC AUC of sharpness alone as a real/fake score, before and after weighting
+    (0.5 = no information)."""
     labels = [r.label for r in records]
-    weights = sharpness_balancing_weights(labels, values)
+    values = [sharpness(open_image(r.path)) for r in track(records, description="measuring sharpness", console=console)]
+    weights = sampling_weights(records, values, config.balance_sources, config.balance_sharpness)
     proof = {
         "sharpness_auc_unweighted": float(roc_auc_score(labels, values)),
         "sharpness_auc_weighted": float(roc_auc_score(labels, values, sample_weight=weights)),
+        "draw_shares": draw_shares(records, weights),
     }
     console.print(
         f"sharpness as a real/fake score: AUC {proof['sharpness_auc_unweighted']:.3f} on the training images, "
-        f"{proof['sharpness_auc_weighted']:.3f} under balanced sampling"
+        f"{proof['sharpness_auc_weighted']:.3f} as sampled"
     )
     return weights.tolist(), proof
 
@@ -221,8 +224,8 @@ def _train(
     val_records = stratified_subset(select_split(records, "val"), config.max_eval_images, config.seed)
     data_summary: dict[str, Any] = summarise(train_records + val_records)
     sample_weights: list[float] | None = None
-    if config.balance_sharpness:
-        sample_weights, data_summary["sharpness_shortcut"] = _sharpness_balance(train_records)
+    if config.balance_sharpness or config.balance_sources:
+        sample_weights, data_summary["sharpness_shortcut"] = _sampling_weights(train_records, config)
     spec = input_spec_for(config.arch, config.in_chans, config.input_size)
 
     _seed_everything(config.seed)
