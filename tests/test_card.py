@@ -7,7 +7,9 @@ import pytest
 
 from detecteur.card import ship
 from detecteur.evaluate import evaluate_run
-from detecteur.model import load_model
+from detecteur.model import ModelFileError, load_model, read_metadata, save_model
+from detecteur.train import train
+from tests.conftest import toy_config
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +39,40 @@ def test_the_card_quotes_the_runs_own_figures(shipped: tuple[Path, Path]) -> Non
     for figure in ("roc.png", "reliability.png", "training_curves.png", "confusion_matrix.png"):
         assert (models_dir / "figures" / figure).is_file()
         assert f"(figures/{figure})" in card
+
+
+def _fine_tune(start: Path, toy_split: Path, run_dir: Path) -> Path:
+    train(toy_config(epochs=1, lr=1e-4, init_weights=start, max_train_images=32), toy_split, run_dir)
+    evaluate_run(run_dir)
+    return run_dir
+
+
+def test_a_fine_tuned_model_records_every_training_stage(
+    shipped: tuple[Path, Path], toy_split: Path, tmp_path: Path
+) -> None:
+    model_file, _ = shipped
+    stage_run = _fine_tune(model_file, toy_split, tmp_path / "stage")
+    fine_tuned = ship(stage_run, tmp_path / "models", "9.9.10")
+    stages = read_metadata(fine_tuned).training_stages
+    assert [(s.run, s.epochs) for s in stages] == [("toy", 2), ("stage", 1)]
+    assert stages[0].started_from == "ImageNet weights"
+    assert stages[1].started_from == f"model 9.9.9 ({model_file.name})"
+    card = (tmp_path / "models" / "MODEL_CARD.md").read_text()
+    total = stages[0].training_minutes + stages[1].training_minutes
+    assert f"3 epochs, {total:.1f} min in all" in card
+
+
+def test_a_model_without_recorded_stages_needs_the_run_that_made_it(
+    shipped: tuple[Path, Path], toy_run: Path, toy_split: Path, tmp_path: Path
+) -> None:
+    model_file, _ = shipped
+    model, metadata = load_model(model_file)
+    older = tmp_path / "older.safetensors"
+    save_model(model, metadata.model_copy(update={"training_stages": []}), older)
+    stage_run = _fine_tune(older, toy_split, tmp_path / "stage")
+    with pytest.raises(ModelFileError, match="--parent-run"):
+        ship(stage_run, tmp_path / "models", "9.9.10")
+    with pytest.raises(ModelFileError, match="did not make"):
+        ship(stage_run, tmp_path / "models", "9.9.10", parent_run=stage_run)
+    fine_tuned = ship(stage_run, tmp_path / "models", "9.9.10", parent_run=toy_run)
+    assert [s.run for s in read_metadata(fine_tuned).training_stages] == ["toy", "stage"]

@@ -11,7 +11,7 @@ from typing import Any
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
 from detecteur.evaluate import nested_table
 from detecteur.files import atomic_write_text
-from detecteur.model import load_model, save_model
+from detecteur.model import ModelFileError, TrainingStage, load_model, read_metadata, save_model, weights_sha256
 from detecteur.train import read_epoch_metrics
 
 # Licences as stated in each dataset's PROVENANCE.md (../shared/datasets/*/PROVENANCE.md).
@@ -60,12 +60,62 @@ def _shortcut_section(data_summary: dict[str, Any], shortcut_table: Path) -> lis
     return lines if len(lines) > 2 else []
 
 
-def ship(run_dir: Path, models_dir: Path, version: str, extra_reports: list[Path] | None = None) -> Path:
+def _stages_lines(stages: list[TrainingStage]) -> list[str]:
+    if len(stages) < 2:
+        return []
+    chain = " → ".join(
+        f"`{stage.run}` ({stage.epochs} epochs, {stage.training_minutes:.1f} min, from {stage.started_from})"
+        for stage in stages
+    )
+    total = sum(stage.training_minutes for stage in stages)
+    return [f"- Training history: {chain}; {sum(s.epochs for s in stages)} epochs, {total:.1f} min in all."]
+
+
+def training_stages(run_dir: Path, parent_run: Path | None = None) -> list[TrainingStage]:
+    """The runs that led to `run_dir`'s weights, oldest first. A fine-tuning run inherits the stages recorded in
+    the model it started from; a model shipped before stages were recorded gets them from `parent_run`, which
+    must be the run that made it (its calibrated weights are compared with the model's)."""
+    description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
+    config = description["config"]
+    epochs = read_epoch_metrics(run_dir)
+    started_from = "ImageNet weights" if config["pretrained"] else "random weights"
+    earlier: list[TrainingStage] = []
+    if init := config.get("init_weights"):
+        parent = read_metadata(Path(init))
+        started_from = f"model {parent.version} ({Path(init).name})"
+        if parent.training_stages:
+            earlier = parent.training_stages
+        elif parent_run is None:
+            raise ModelFileError(f"{init} records no training stages; pass --parent-run with the run that made it")
+        else:
+            made, _ = load_model(parent_run / RUN_CALIBRATED_MODEL_FILE)
+            started, _ = load_model(Path(init))
+            if weights_sha256(made.state_dict()) != weights_sha256(started.state_dict()):
+                raise ModelFileError(f"{parent_run} did not make {init}: their weights differ")
+            earlier = training_stages(parent_run)
+    stage = TrainingStage(
+        run=run_dir.name,
+        epochs=len(epochs),
+        training_minutes=round(sum(e["seconds"] for e in epochs) / 60, 1),
+        device=description["device"],
+        started_from=started_from,
+    )
+    return [*earlier, stage]
+
+
+def ship(
+    run_dir: Path,
+    models_dir: Path,
+    version: str,
+    extra_reports: list[Path] | None = None,
+    parent_run: Path | None = None,
+) -> Path:
     """Write `run_dir`'s calibrated model as `models_dir/detecteur-<arch>-<version>.safetensors` (its metadata
-    version set to `version`), its figures to `models_dir/figures/`, and `models_dir/MODEL_CARD.md`.
-    Returns the model file path."""
+    version set to `version`, its training stages recorded), its figures to `models_dir/figures/`, and
+    `models_dir/MODEL_CARD.md`. Returns the model file path."""
     model, metadata = load_model(run_dir / RUN_CALIBRATED_MODEL_FILE)
-    metadata = metadata.model_copy(update={"version": version})
+    stages = training_stages(run_dir, parent_run)
+    metadata = metadata.model_copy(update={"version": version, "training_stages": stages})
     report = json.loads((run_dir / "report" / "report.json").read_text())
     description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
     epochs = read_epoch_metrics(run_dir)
@@ -98,6 +148,7 @@ def ship(run_dir: Path, models_dir: Path, version: str, extra_reports: list[Path
         f"- Trained on {description['device']} for {len(epochs)} epochs ({training_seconds / 60:.1f} min of "
         f"training-loop time); best validation AUC {best_epoch['val_auc']:.4f} at epoch {best_epoch['epoch']}. "
         f"Git commit `{metadata.git_commit}`.",
+        *_stages_lines(stages),
         f"- Recipe: `{json.dumps(config)}`",
         f"- Split file `{description['split_file']}` (sha256 `{description['split_sha256'][:16]}…`).",
         "",

@@ -220,13 +220,19 @@ def ship(
     cross_dataset: Annotated[
         list[Path] | None, typer.Option(help="report.json of a cross-dataset evaluation to include.")
     ] = None,
+    parent_run: Annotated[
+        Path | None,
+        typer.Option(
+            help="For a fine-tuning run whose starting model records no training stages: the run that made it."
+        ),
+    ] = None,
 ) -> None:
     """Copy a run's calibrated model and figures into models/ and write MODEL_CARD.md from its files."""
     from detecteur.card import ship as ship_run
     from detecteur.model import ModelFileError
 
     try:
-        model_file = ship_run(run, models_dir, version, cross_dataset)
+        model_file = ship_run(run, models_dir, version, cross_dataset, parent_run)
     except (ModelFileError, OSError, KeyError) as error:
         raise _fail(f"cannot ship {run}: {error}") from error
     console.print(f"shipped {model_file} and {models_dir / 'MODEL_CARD.md'}")

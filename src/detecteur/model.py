@@ -143,6 +143,18 @@ def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
     return model
 
 
+class TrainingStage(BaseModel):
+    """One training run in a model's history: from ImageNet (or random) weights, or fine-tuning an earlier model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run: str
+    epochs: int = Field(ge=0)
+    training_minutes: float = Field(ge=0)
+    device: str
+    started_from: str
+
+
 class ModelMetadata(BaseModel):
     """Everything serving needs to use a model file exactly as it was trained and calibrated."""
 
@@ -173,6 +185,8 @@ class ModelMetadata(BaseModel):
     # sha256 of the weights (`weights_sha256`), written by `save_model` and checked by `load_model`: a damaged or
     # tampered file is refused. Files written before it existed have None and load unchecked.
     weights_sha256: str | None = None
+    # Every run that led to these weights, oldest first (written by `detecteur ship`); empty in older files.
+    training_stages: list[TrainingStage] = []
 
     @model_validator(mode="after")
     def _check(self) -> ModelMetadata:
