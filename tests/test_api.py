@@ -103,6 +103,7 @@ def test_model_route_describes_the_running_model(client: TestClient, model_file:
     metadata = read_metadata(model_file)
     assert info["version"] == "api-test" and info["arch"] == "efficientnet_lite0" and info["in_chans"] == 4
     assert info["threshold"] == metadata.threshold and info["framing"] == "face_crop"
+    assert info["training_stages"] == [stage.model_dump() for stage in metadata.training_stages]
     assert info["figures"] == ["/v1/model/figures/roc.png"]
     figure = client.get(info["figures"][0])
     assert figure.status_code == 200 and figure.headers["content-type"] == "image/png"

@@ -95,6 +95,11 @@ class ModelInfo(BaseModel):
     data_summary: dict[str, Any]
     created_at: str
     git_commit: str | None
+    training_stages: list[dict[str, Any]] = Field(
+        default=[],
+        description="Every training run that led to these weights, oldest first: run, epochs, "
+        "training_minutes, device, started_from.",
+    )
     figures: list[str] = Field(description="URLs of the model card's figures.")
 
 
