@@ -3,7 +3,16 @@
 /* eslint-disable @next/next/no-img-element */
 import { useEffect, useState } from "react";
 import { apiUrl, explainError, fetchModel, type ErrorExplanation } from "@/lib/api";
-import { figureCaption, figureColumns, orderFigures, sourceRows, splitMetrics, trainingSources, type SplitMetrics } from "@/lib/modelSummary";
+import {
+  figureCaption,
+  figureColumns,
+  orderFigures,
+  sourceRows,
+  splitMetrics,
+  trainingSources,
+  trainingSummary,
+  type SplitMetrics,
+} from "@/lib/modelSummary";
 import type { ModelInfo } from "@/lib/types";
 import { percent } from "@/lib/verdict";
 
@@ -29,6 +38,7 @@ export default function ModelView() {
   const sources = sourceRows(model.metrics);
   const weakest = sources.find((row) => row.accuracy !== null);
   const training = trainingSources(model.data_summary);
+  const trainedFor = trainingSummary(model.training_stages);
 
   return (
     <div className="space-y-6" data-testid="model-view">
@@ -50,6 +60,7 @@ export default function ModelView() {
           <Fact term="Built">{model.created_at.slice(0, 10)}</Fact>
           <Fact term="Commit">{model.git_commit ? model.git_commit.slice(0, 10) : "unknown"}</Fact>
           <Fact term="Labels">{model.labels.join(" / ")}</Fact>
+          {trainedFor && <Fact term="Training">{trainedFor}</Fact>}
         </dl>
       </section>
 

@@ -1,6 +1,8 @@
 /** Reading the running model's measured figures (GET /v1/model `metrics`) for the Model view. Everything shown
  * comes from the model file; nothing here is typed in. */
 
+import type { TrainingStage } from "./types";
+
 export interface SplitMetrics {
   n: number;
   accuracy: number | null;
@@ -49,6 +51,18 @@ export function sourceRows(metrics: Record<string, unknown>): SourceRow[] {
       return split ? [{ source, ...split }] : [];
     })
     .sort((a, b) => (a.accuracy ?? 1) - (b.accuracy ?? 1) || a.source.localeCompare(b.source));
+}
+
+/** One line on how the weights were trained, from the model's training stages: "15 epochs, 3.4 h on cpu (2 runs)".
+ * Null when the model file records no stages. */
+export function trainingSummary(stages: TrainingStage[] | undefined): string | null {
+  if (!stages || stages.length === 0) return null;
+  const epochs = stages.reduce((sum, stage) => sum + stage.epochs, 0);
+  const minutes = stages.reduce((sum, stage) => sum + stage.training_minutes, 0);
+  const duration = minutes >= 90 ? `${(minutes / 60).toFixed(1)} h` : `${Math.round(minutes)} min`;
+  const devices = Array.from(new Set(stages.map((stage) => stage.device))).join(" + ");
+  const runs = stages.length === 1 ? "" : ` (${stages.length} runs)`;
+  return `${epochs} epoch${epochs === 1 ? "" : "s"}, ${duration} on ${devices}${runs}`;
 }
 
 /** `train` counts per "source/class" from the data summary, as rows of source × authentic/synthetic images. */

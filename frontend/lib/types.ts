@@ -59,7 +59,17 @@ export interface ModelInfo {
   data_summary: Record<string, unknown>;
   created_at: string;
   git_commit: string | null;
+  /** Every training run that led to these weights, oldest first (empty for older model files). */
+  training_stages?: TrainingStage[];
   figures: string[];
+}
+
+export interface TrainingStage {
+  run: string;
+  epochs: number;
+  training_minutes: number;
+  device: string;
+  started_from: string;
 }
 
 export interface ErrorBody {

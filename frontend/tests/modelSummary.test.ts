@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { figureCaption, figureColumns, orderFigures, sourceRows, splitMetrics, trainingSources } from "@/lib/modelSummary";
+import {
+  figureCaption,
+  figureColumns,
+  orderFigures,
+  sourceRows,
+  splitMetrics,
+  trainingSources,
+  trainingSummary,
+} from "@/lib/modelSummary";
 
 const METRICS = {
   test: { n: 1021, accuracy: 0.93, precision: 0.93, recall: 0.9, roc_auc: 0.984, false_positive_rate: 0.048, ece: 0.026 },
@@ -12,6 +20,17 @@ const METRICS = {
 };
 
 describe("model summary", () => {
+  it("sums the training stages into one line, and says nothing when none are recorded", () => {
+    const stage = { run: "faces-v2", epochs: 8, training_minutes: 176, device: "cpu", started_from: "ImageNet weights" };
+    expect(trainingSummary([stage])).toBe("8 epochs, 2.9 h on cpu");
+    expect(trainingSummary([{ ...stage, epochs: 1, training_minutes: 12.4 }])).toBe("1 epoch, 12 min on cpu");
+    expect(trainingSummary([stage, { ...stage, run: "faces-v3", epochs: 7, training_minutes: 70, device: "cuda" }])).toBe(
+      "15 epochs, 4.1 h on cpu + cuda (2 runs)",
+    );
+    expect(trainingSummary([])).toBeNull();
+    expect(trainingSummary(undefined)).toBeNull();
+  });
+
   it("reads the test split, with null for figures that do not exist", () => {
     expect(splitMetrics(METRICS, "test")).toMatchObject({ n: 1021, roc_auc: 0.984 });
     expect(splitMetrics(METRICS, "validation")).toBeNull();
