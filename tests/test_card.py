@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,23 @@ def test_the_card_quotes_the_runs_own_figures(shipped: tuple[Path, Path]) -> Non
         assert (models_dir / "figures" / figure).is_file()
         assert f"(figures/{figure})" in card
 
+
+
+def test_the_cards_misclassified_images_are_named_without_this_machines_directories(
+    shipped: tuple[Path, Path], toy_run: Path, tmp_path: Path
+) -> None:
+    # `shipped` has evaluated the toy run, so its report exists to be copied
+    run_dir = tmp_path / "run"
+    shutil.copytree(toy_run, run_dir)
+    report_file = run_dir / "report" / "report.json"
+    report = json.loads(report_file.read_text())
+    wrong = tmp_path / "home" / "someone" / "faces" / "stylegan-ffhq" / "fake" / "0I7EMNIR50.jpg"
+    report["hardest_errors"] = [{"path": str(wrong), "label": "synthetic", "fake_probability": 0.0072}]
+    report_file.write_text(json.dumps(report))
+    ship(run_dir, tmp_path / "models", "9.9.9")
+    card = (tmp_path / "models" / "MODEL_CARD.md").read_text()
+    assert "| `stylegan-ffhq/fake/0I7EMNIR50.jpg` | synthetic | 0.0072 |" in card
+    assert "someone" not in card
 
 def _fine_tune(start: Path, toy_split: Path, run_dir: Path) -> Path:
     train(toy_config(epochs=1, lr=1e-4, init_weights=start, max_train_images=32), toy_split, run_dir)

@@ -240,10 +240,15 @@ def ship(
         "| image | true label | fake probability |",
         "| --- | --- | ---: |",
         *[
-            f"| `{e['path'].split('datasets/')[-1]}` | {e['label']} | {e['fake_probability']:.4f} |"
+            f"| `{_dataset_relative(e['path'])}` | {e['label']} | {e['fake_probability']:.4f} |"
             for e in report["hardest_errors"]
         ],
         "",
     ]
     atomic_write_text(models_dir / "MODEL_CARD.md", "\n".join(lines))
     return model_file
+
+
+def _dataset_relative(image_path: str) -> str:
+    """`source/class/file`: names the image in any copy of the datasets, without this machine's directories."""
+    return "/".join(Path(image_path).parts[-3:])
