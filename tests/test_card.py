@@ -42,7 +42,6 @@ def test_the_card_quotes_the_runs_own_figures(shipped: tuple[Path, Path]) -> Non
         assert f"(figures/{figure})" in card
 
 
-
 def test_the_cards_misclassified_images_are_named_without_this_machines_directories(
     shipped: tuple[Path, Path], toy_run: Path, tmp_path: Path
 ) -> None:
@@ -58,6 +57,7 @@ def test_the_cards_misclassified_images_are_named_without_this_machines_director
     card = (tmp_path / "models" / "MODEL_CARD.md").read_text()
     assert "| `stylegan-ffhq/fake/0I7EMNIR50.jpg` | synthetic | 0.0072 |" in card
     assert "someone" not in card
+
 
 def _fine_tune(start: Path, toy_split: Path, run_dir: Path) -> Path:
     train(toy_config(epochs=1, lr=1e-4, init_weights=start, max_train_images=32), toy_split, run_dir)
