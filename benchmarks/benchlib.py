@@ -124,19 +124,28 @@ def cpu_seconds(pid: int) -> float:
 class Server:
     """`detecteur serve` in a child process on a free loopback port; `ready_s` is process start → /health 200."""
 
-    def __init__(self, env: dict[str, str] | None = None, timeout_s: float = 180.0) -> None:
+    def __init__(
+        self, env: dict[str, str] | None = None, timeout_s: float = 180.0, log_path: Path | None = None
+    ) -> None:
         import httpx
 
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "detecteur", "serve", "--port", str(self.port)],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=os.environ | {"GLOG_minloglevel": "2"} | (env or {}),
-        )
+        # Never another interface: a benchmark's server must not be reachable from outside this machine.
+        server_env = os.environ | {"GLOG_minloglevel": "2"} | (env or {}) | {"DETECTEUR_HOST": "127.0.0.1"}
+        log = log_path.open("wb") if log_path is not None else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "detecteur", "serve", "--port", str(self.port)],
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+                env=server_env,
+            )
+        finally:
+            if log_path is not None:
+                log.close()  # type: ignore[union-attr]
         with httpx.Client(base_url=self.base_url, timeout=5) as client:
             while True:
                 try:

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,8 +26,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from benchmarks.benchlib import Server, machine, percentiles
 from PIL import Image
-from scripts.make_hostile_corpus import REPO, HostileRequest, cases, encoded, free_port, send, upload
+from scripts.make_hostile_corpus import REPO, HostileRequest, cases, encoded, send, upload
 
 from detecteur.config import Settings
 from detecteur.files import atomic_write_text
@@ -82,58 +80,28 @@ def mixed_sequence(pool: list[SoakRequest], count: int, seed: int = 0) -> list[S
     return [rng.choice(by_kind[kind]) for kind in kinds]
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def start_server(port: int, log_path: Path, model: Path | None) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, DETECTEUR_HOST=HOST, DETECTEUR_PORT=str(port))
-    if model is not None:
-        env["DETECTEUR_MODEL_PATH"] = str(model)
-    with log_path.open("wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "detecteur", "serve"], env=env, stdout=log, stderr=log)
-
-
-def wait_until_healthy(server: subprocess.Popen[bytes], port: int, timeout: float = 300.0) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with code {server.returncode} before it was ready")
-        if send(HostileRequest("GET", "/health", {}), HOST, port, timeout=5).status == 200:
-            return time.monotonic() - started
-        time.sleep(0.5)
-    raise RuntimeError(f"the server was not healthy after {timeout:.0f} s")
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
+def latency_summary(values_ms: list[float]) -> dict[str, float]:
+    if not values_ms:
         return {}
-    array = np.asarray(values)
-    return {f"p{q}": round(float(np.percentile(array, q)), 1) for q in (50, 95, 99)} | {
-        "max": round(float(array.max()), 1)
-    }
+    return percentiles(values_ms) | {"max": round(max(values_ms), 1)}
 
 
 def run(requests: int, concurrency: int, out: Path, model: Path | None) -> bool:
     pool = request_pool()
     sequence = mixed_sequence(pool, requests)
-    port = free_port(HOST)
     log_path = Path(tempfile.mkdtemp(prefix="detecteur-soak-")) / "server.log"
-    server = start_server(port, log_path, model)
-    try:
-        ready_s = wait_until_healthy(server, port)
-        rss_ready = rss_bytes(server.pid)
-        print(f"server ready in {ready_s:.1f} s on {HOST}:{port}, RSS {rss_ready / 2**20:.0f} MiB; log {log_path}")
+    env = {"DETECTEUR_MODEL_PATH": str(model)} if model is not None else {}
+    with Server(env, timeout_s=300, log_path=log_path) as server:
+        port = server.port
+        rss_ready = server.rss_mib()
+        print(f"server ready in {server.ready_s:.1f} s on {HOST}:{port}, RSS {rss_ready:.0f} MiB; log {log_path}")
 
         lock = threading.Lock()
         statuses: Counter[str] = Counter()
         unexpected: Counter[str] = Counter()
         dropped: list[str] = []
         latencies: dict[str, list[float]] = {"face": [], "no_face": [], "hostile": []}
-        rss_samples: list[tuple[int, int]] = []
+        rss_samples: list[tuple[int, float]] = []
         done = 0
         warm_up = max(1, int(requests * WARM_UP_FRACTION))
         rss_after_warm_up = rss_ready
@@ -153,9 +121,9 @@ def run(requests: int, concurrency: int, out: Path, model: Path | None) -> bool:
                 elif not expected:
                     unexpected[f"{item.name}: {outcome.status} {outcome.code}"] += 1
                 if done == warm_up:
-                    rss_after_warm_up = rss_bytes(server.pid)
+                    rss_after_warm_up = server.rss_mib()
                 if done % 250 == 0:
-                    rss_samples.append((done, rss_bytes(server.pid)))
+                    rss_samples.append((done, server.rss_mib()))
                 if done % 500 == 0:
                     rate = done / (time.monotonic() - soak_started)
                     print(f"{done}/{requests} requests, {rate:.1f}/s, 5xx so far {count_5xx(statuses)}", flush=True)
@@ -164,11 +132,8 @@ def run(requests: int, concurrency: int, out: Path, model: Path | None) -> bool:
         with ThreadPoolExecutor(concurrency) as workers:
             list(workers.map(one, sequence))
         duration = time.monotonic() - soak_started
-        rss_end = rss_bytes(server.pid)
+        rss_end = server.rss_mib()
         health_after = send(HostileRequest("GET", "/health", {}), HOST, port).status
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
     growth = (rss_end - rss_after_warm_up) / rss_after_warm_up
     all_latencies = [value for values in latencies.values() for value in values]
@@ -181,7 +146,7 @@ def run(requests: int, concurrency: int, out: Path, model: Path | None) -> bool:
     }
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared), Python {platform.python_version()}",
+        "machine": machine(),
         "model": str(model or Settings().model_path),
         "requests": requests,
         "concurrency": concurrency,
@@ -193,15 +158,16 @@ def run(requests: int, concurrency: int, out: Path, model: Path | None) -> bool:
         "dropped_connections": len(dropped),
         "dropped_examples": dropped[:10],
         "unexpected_answers": dict(unexpected.most_common(20)),
-        "latency_ms": {"all": percentiles(all_latencies)} | {kind: percentiles(v) for kind, v in latencies.items()},
+        "latency_ms": {"all": latency_summary(all_latencies)}
+        | {kind: latency_summary(values) for kind, values in latencies.items()},
         "rss_mib": {
-            "ready": round(rss_ready / 2**20, 1),
-            f"after_warm_up_{warm_up}_requests": round(rss_after_warm_up / 2**20, 1),
-            "end": round(rss_end / 2**20, 1),
-            "max_sampled": round(max([rss for _, rss in rss_samples] + [rss_end]) / 2**20, 1),
+            "ready": rss_ready,
+            f"after_warm_up_{warm_up}_requests": rss_after_warm_up,
+            "end": rss_end,
+            "max_sampled": max([rss for _, rss in rss_samples] + [rss_end]),
             "growth_after_warm_up": round(growth, 4),
             "growth_from_ready": round((rss_end - rss_ready) / rss_ready, 4),
-            "samples_every_250": [round(rss / 2**20, 1) for _, rss in rss_samples],
+            "samples_every_250": [rss for _, rss in rss_samples],
         },
         "health_after": health_after,
         "criteria": criteria,
