@@ -61,7 +61,7 @@ export default function Dashboard() {
           <AnalyseView onAnalysed={history.add} />
         </section>
         <section id="panel-video" role="tabpanel" aria-labelledby="tab-video" hidden={active !== "video"}>
-          <VideoView />
+          <VideoView onAnalysed={history.add} />
         </section>
         <section id="panel-history" role="tabpanel" aria-labelledby="tab-history" hidden={active !== "history"}>
           <HistoryView entries={history.entries} onClear={history.clear} notice={history.notice} />

@@ -4,10 +4,10 @@ import { useState } from "react";
 import ImagePreview from "./ImagePreview";
 import VerdictBadge from "./VerdictBadge";
 import { download } from "@/lib/download";
-import { toCsv, toJson, type HistoryEntry } from "@/lib/history";
+import { entrySummary, toCsv, toJson, type HistoryEntry } from "@/lib/history";
 import { percent } from "@/lib/verdict";
 
-/** The analyses made in this browser, newest first; stored locally, exportable, clearable. */
+/** The images and videos analysed in this browser, newest first; stored locally, exportable, clearable. */
 export default function HistoryView({
   entries,
   onClear,
@@ -80,7 +80,7 @@ export default function HistoryView({
       {entries.length > 0 && (
         <ul className="grid gap-4 sm:grid-cols-2 lg:grid-cols-3 xl:grid-cols-4" aria-label="Past analyses">
           {entries.map((entry) => (
-            <li key={entry.id} data-testid="history-entry" className="flex flex-col rounded-lg border border-ink-line bg-ink-raised p-3">
+            <li key={entry.id} data-testid="history-entry" data-media={entry.media} className="flex flex-col rounded-lg border border-ink-line bg-ink-raised p-3">
               {entry.thumbnail ? (
                 <ImagePreview
                   src={entry.thumbnail}
@@ -103,7 +103,7 @@ export default function HistoryView({
               </div>
               <p className="tabular mt-1 text-xs text-text-muted">
                 {percent(entry.fake_probability, 1)} fake ·{" "}
-                {entry.face_detected ? `${entry.faces.length} face${entry.faces.length > 1 ? "s" : ""}` : "whole image"} ·
+                {entrySummary(entry)} ·
                 model {entry.model_version}
               </p>
               <p className="tabular mt-auto pt-1 text-xs text-text-faint">

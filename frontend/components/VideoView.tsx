@@ -7,6 +7,8 @@ import ProbabilityBar from "./ProbabilityBar";
 import ProbabilityChart from "./ProbabilityChart";
 import VerdictBadge from "./VerdictBadge";
 import { explainError, predictVideo, type ErrorExplanation } from "@/lib/api";
+import { thumbnailFrame, videoEntryFrom, type HistoryEntry } from "@/lib/history";
+import { makeVideoThumbnail } from "@/lib/thumbnail";
 import { boxRect, percentStyle } from "@/lib/geometry";
 import type { VideoResponse } from "@/lib/types";
 import { explainVerdict, percent, verdictStyle } from "@/lib/verdict";
@@ -36,7 +38,7 @@ interface VideoAnalysis {
 
 /** One clip: the server follows every face across sampled frames and gives each person (track) a verdict; the
  * player shows the boxes of the sampled frame nearest the playback time, the chart the probabilities over time. */
-export default function VideoView() {
+export default function VideoView({ onAnalysed }: { onAnalysed: (entries: HistoryEntry[]) => void }) {
   const [analysis, setAnalysis] = useState<VideoAnalysis | null>(null);
   const [currentTime, setCurrentTime] = useState(0);
   const [unplayable, setUnplayable] = useState(false);
@@ -53,16 +55,23 @@ export default function VideoView() {
     setCurrentTime(0);
     setUnplayable(false);
     if (objectUrl.current) URL.revokeObjectURL(objectUrl.current);
-    objectUrl.current = URL.createObjectURL(file);
-    setAnalysis({ filename, url: objectUrl.current, state: "running" });
+    const url = URL.createObjectURL(file);
+    objectUrl.current = url;
+    setAnalysis({ filename, url, state: "running" });
+    let response: VideoResponse;
     try {
-      const response = await predictVideo(file, filename);
-      // A clip dropped while this one was being judged replaces it; its answer is not shown for the new one.
-      if (request === latest.current) setAnalysis((current) => current && { ...current, state: "done", response });
+      response = await predictVideo(file, filename);
     } catch (error) {
       if (request === latest.current) setAnalysis((current) => current && { ...current, state: "failed", error: explainError(error) });
+      return;
     }
-  }, []);
+    // A clip dropped while this one was being judged replaces it; its answer is not shown for the new one,
+    // but it was judged, so it goes into the history all the same.
+    if (request === latest.current) setAnalysis((current) => current && { ...current, state: "done", response });
+    const frame = thumbnailFrame(response);
+    const thumbnail = await makeVideoThumbnail(url, frame?.time_s ?? 0);
+    onAnalysed([videoEntryFrom({ ...response, filename }, thumbnail, frame?.sample ?? null)]);
+  }, [onAnalysed]);
 
   const seek = (seconds: number) => {
     if (video.current) video.current.currentTime = seconds;

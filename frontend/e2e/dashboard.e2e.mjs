@@ -286,6 +286,17 @@ test("uploading a video shows its verdict, a box per track, the track table and 
     window.scrollTo(0, 0);
   });
   await shoot("video");
+
+  // The judged clip is history too: its verdict, a frame from the clip, one box per person seen in that frame.
+  await openTab("History");
+  const entries = page.getByTestId("history-entry");
+  const clipEntry = entries.and(page.locator('[data-media="video"]'));
+  await clipEntry.waitFor();
+  assert.equal(await entries.count(), 1, "the history was cleared before the clip");
+  assert.match(await clipEntry.innerText(), /video [\d.]+ s · 2 people/);
+  assert.equal(await clipEntry.locator('img[alt^="Thumbnail of two-faces.webm"]').count(), 1, "a frame of the clip");
+  assert.equal(await clipEntry.getByTestId("face-box").count(), 2);
+  await openTab("Video");
 });
 
 test("a file that is not a video gets the API's reason in plain words", async () => {

@@ -1,7 +1,8 @@
-/** The session's analyses, kept in the browser's local storage: newest first, capped, with small thumbnails so
- * the store never outgrows the browser's quota (about 5 MB); exportable as JSON or CSV. */
+/** The session's analyses (images and videos), kept in the browser's local storage: newest first, capped, with
+ * small thumbnails so the store never outgrows the browser's quota (about 5 MB); exportable as JSON or CSV. */
 
-import type { Box, ImageResult, PredictResponse, Verdict } from "./types";
+import type { Box, ImageResult, PredictResponse, Verdict, VideoResponse } from "./types";
+import { formatSeconds } from "./video";
 
 export const HISTORY_KEY = "detecteur.history.v1";
 export const MAX_ENTRIES = 100;
@@ -11,18 +12,26 @@ export interface HistoryFace {
   fake_probability: number;
   verdict: Verdict;
   confidence: number;
+  /** Videos only: the person (track) this verdict is about; `box` is where they are in the thumbnail's frame. */
+  track_id?: number;
 }
+
+export type HistoryMedia = "image" | "video";
 
 export interface HistoryEntry {
   id: string;
   analysed_at: string;
+  media: HistoryMedia;
   filename: string;
   width: number;
   height: number;
+  /** Videos only (null for images). */
+  duration_s: number | null;
   face_detected: boolean;
   verdict: Verdict;
   fake_probability: number;
   confidence: number;
+  /** An image's faces, or a video's people (one per track). */
   faces: HistoryFace[];
   total_ms: number;
   model_version: string;
@@ -45,9 +54,11 @@ export function entryFrom(
   return {
     id,
     analysed_at: now.toISOString(),
+    media: "image",
     filename: result.filename ?? "pasted image",
     width: result.width,
     height: result.height,
+    duration_s: null,
     face_detected: result.face_detected,
     verdict: result.verdict,
     fake_probability: result.fake_probability,
@@ -67,6 +78,63 @@ export function entryFrom(
   };
 }
 
+/** The sampled frame a video's thumbnail shows: where its most suspicious person looks most fake. */
+export function thumbnailFrame(response: Pick<VideoResponse, "tracks" | "most_suspicious_track">): {
+  sample: number;
+  time_s: number;
+} | null {
+  const track = response.tracks.find((candidate) => candidate.track_id === response.most_suspicious_track);
+  if (!track || track.faces.length === 0) return null;
+  const face = track.faces.reduce((most, face) => (face.fake_probability > most.fake_probability ? face : most));
+  return { sample: face.sample, time_s: face.time_s };
+}
+
+/** A video's entry: one face per person (track) with the track's verdict, boxed where they are in the frame
+ * `thumbnail` was taken from (`sample`, see `thumbnailFrame`; null for a clip without faces: no boxes). */
+export function videoEntryFrom(
+  response: VideoResponse,
+  thumbnail: string | null,
+  sample: number | null,
+  now: Date = new Date(),
+  id: string = randomId(),
+): HistoryEntry {
+  return {
+    id,
+    analysed_at: now.toISOString(),
+    media: "video",
+    filename: response.filename ?? "video",
+    width: response.video.width,
+    height: response.video.height,
+    duration_s: response.video.duration_s,
+    face_detected: response.face_detected,
+    verdict: response.verdict,
+    fake_probability: response.fake_probability,
+    confidence: response.confidence,
+    faces: response.tracks.map((track) => ({
+      box: (sample === null ? null : track.faces.find((face) => face.sample === sample)?.box) ?? null,
+      fake_probability: track.fake_probability,
+      verdict: track.verdict,
+      confidence: track.confidence,
+      track_id: track.track_id,
+    })),
+    total_ms: response.timings.total_ms,
+    model_version: response.model_version,
+    threshold: response.threshold,
+    borderline_band: response.borderline_band,
+    thumbnail,
+  };
+}
+
+/** What was judged, in a few words: "2 faces", "whole image", "video 4.0 s · 2 people". */
+export function entrySummary(entry: HistoryEntry): string {
+  const count = entry.faces.length;
+  if (entry.media === "video") {
+    const people = count === 0 ? "no faces" : `${count} ${count === 1 ? "person" : "people"}`;
+    return `video ${formatSeconds(entry.duration_s ?? 0)} · ${people}`;
+  }
+  return entry.face_detected ? `${count} face${count === 1 ? "" : "s"}` : "whole image";
+}
+
 function randomId(): string {
   return typeof crypto !== "undefined" && "randomUUID" in crypto
     ? crypto.randomUUID()
@@ -74,6 +142,7 @@ function randomId(): string {
 }
 
 const VERDICTS: ReadonlySet<string> = new Set(["authentic", "borderline", "synthetic"]);
+const MEDIA: ReadonlySet<string> = new Set(["image", "video"]);
 
 function isEntry(value: unknown): value is HistoryEntry {
   const entry = value as HistoryEntry | null;
@@ -83,17 +152,21 @@ function isEntry(value: unknown): value is HistoryEntry {
     typeof entry.id === "string" &&
     typeof entry.analysed_at === "string" &&
     typeof entry.filename === "string" &&
+    (entry.media === undefined || MEDIA.has(entry.media)) &&
     VERDICTS.has(entry.verdict) &&
     typeof entry.fake_probability === "number" &&
     Array.isArray(entry.faces)
   );
 }
 
-/** The stored history; anything unreadable (an older format, a hand-edited value) is ignored, never thrown. */
+/** The stored history; anything unreadable (a hand-edited value) is ignored, never thrown. Entries stored
+ * before videos were kept are images. */
 export function loadHistory(store: KeyValueStore): HistoryEntry[] {
   try {
     const parsed: unknown = JSON.parse(store.getItem(HISTORY_KEY) ?? "[]");
-    return Array.isArray(parsed) ? parsed.filter(isEntry) : [];
+    return Array.isArray(parsed)
+      ? parsed.filter(isEntry).map((entry) => ({ ...entry, media: entry.media ?? "image", duration_s: entry.duration_s ?? null }))
+      : [];
   } catch {
     return [];
   }
@@ -159,9 +232,13 @@ export const CSV_COLUMNS = [
   "box_height",
   "model_version",
   "threshold",
+  "media",
+  "duration_s",
+  "track_id",
 ] as const;
 
-/** CSV export, one row per judged face (RFC 4180 quoting). */
+/** CSV export, one row per judged face — for a video, per person (track), boxed in its thumbnail's frame
+ * (RFC 4180 quoting). */
 export function toCsv(entries: HistoryEntry[]): string {
   const rows: string[][] = [[...CSV_COLUMNS]];
   for (const entry of entries) {
@@ -182,6 +259,9 @@ export function toCsv(entries: HistoryEntry[]): string {
         face.box ? String(face.box.height) : "",
         entry.model_version,
         entry.threshold.toFixed(4),
+        entry.media,
+        entry.duration_s === null ? "" : entry.duration_s.toFixed(2),
+        face.track_id === undefined ? "" : String(face.track_id),
       ]);
     });
   }

@@ -4,6 +4,7 @@ import {
   csvCell,
   CSV_COLUMNS,
   entryFrom,
+  entrySummary,
   HISTORY_KEY,
   type HistoryEntry,
   type KeyValueStore,
@@ -11,10 +12,12 @@ import {
   MAX_ENTRIES,
   prepend,
   saveHistory,
+  thumbnailFrame,
   toCsv,
   toJson,
+  videoEntryFrom,
 } from "@/lib/history";
-import type { ImageResult, PredictResponse } from "@/lib/types";
+import type { ImageResult, PredictResponse, TrackResult, VideoResponse } from "@/lib/types";
 
 const RESULT: ImageResult = {
   filename: "face.jpg",
@@ -38,6 +41,40 @@ const RESULT: ImageResult = {
 };
 
 const RESPONSE: PredictResponse = { model_version: "0.2.0", threshold: 0.5191, borderline_band: [0.3, 0.7], results: [RESULT] };
+
+function track(track_id: number, verdict: TrackResult["verdict"], faces: [number, number][]): TrackResult {
+  const mean = faces.reduce((sum, [, p]) => sum + p, 0) / faces.length;
+  return {
+    track_id,
+    frames_seen: faces.length,
+    first_s: faces[0][0] / 2,
+    last_s: faces.at(-1)![0] / 2,
+    fake_probability: mean,
+    fraction_over_threshold: faces.filter(([, p]) => p >= 0.5).length / faces.length,
+    verdict,
+    confidence: Math.max(mean, 1 - mean),
+    faces: faces.map(([sample, p]) => ({ sample, time_s: sample / 2, box: { x: 10 * track_id, y: sample, width: 30, height: 40, score: 0.9 }, fake_probability: p })),
+  };
+}
+
+const VIDEO: VideoResponse = {
+  model_version: "0.4.0",
+  threshold: 0.5264,
+  borderline_band: [0.3, 0.7],
+  filename: "clip.webm",
+  video: { container: "webm", codec: "vp9", width: 640, height: 360, duration_s: 4, fps: 25, frames_sampled: 8, sample_fps: 2 },
+  face_detected: true,
+  verdict: "synthetic",
+  fake_probability: 0.85,
+  confidence: 0.85,
+  most_suspicious_track: 1,
+  tracks: [
+    track(0, "authentic", [[0, 0.1], [1, 0.2], [2, 0.1]]),
+    track(1, "synthetic", [[0, 0.8], [2, 0.95], [3, 0.8]]),
+  ],
+  series: [],
+  timings: { decode_ms: 40, faces_ms: 300, model_ms: 500, total_ms: 900 },
+};
 
 function entry(id: string, thumbnail: string | null = "data:image/jpeg;base64,AAAA"): HistoryEntry {
   return entryFrom(RESPONSE, RESULT, thumbnail, new Date("2026-11-25T12:00:00Z"), id);
@@ -69,6 +106,33 @@ describe("entryFrom", () => {
   });
 });
 
+describe("videoEntryFrom", () => {
+  it("the thumbnail's frame is where the most suspicious person looks most fake", () => {
+    expect(thumbnailFrame(VIDEO)).toEqual({ sample: 2, time_s: 1 });
+    expect(thumbnailFrame({ ...VIDEO, tracks: [] })).toBeNull();
+  });
+
+  it("keeps one verdict per person, boxed where they are in the thumbnail's frame", () => {
+    const made = videoEntryFrom(VIDEO, "data:image/jpeg;base64,AAAA", 2, new Date("2026-11-26T12:00:00Z"), "v");
+    expect(made).toMatchObject({ media: "video", filename: "clip.webm", width: 640, height: 360, duration_s: 4, verdict: "synthetic" });
+    expect(made.faces.map((face) => [face.track_id, face.verdict, face.box?.y])).toEqual([
+      [0, "authentic", 2],
+      [1, "synthetic", 2],
+    ]);
+    // A person not seen in that frame has a verdict but no box.
+    expect(videoEntryFrom(VIDEO, null, 3).faces.map((face) => face.box?.y ?? null)).toEqual([null, 3]);
+    expect(videoEntryFrom({ ...VIDEO, tracks: [], face_detected: false }, null, null).faces).toEqual([]);
+  });
+
+  it("says what was judged in a few words", () => {
+    expect(entrySummary(videoEntryFrom(VIDEO, null, 2))).toBe("video 4.0 s · 2 people");
+    expect(entrySummary(videoEntryFrom({ ...VIDEO, tracks: [VIDEO.tracks[1]] }, null, 2))).toBe("video 4.0 s · 1 person");
+    expect(entrySummary(videoEntryFrom({ ...VIDEO, tracks: [] }, null, null))).toBe("video 4.0 s · no faces");
+    expect(entrySummary(entry("a"))).toBe("2 faces");
+    expect(entrySummary(entryFrom(RESPONSE, { ...RESULT, face_detected: false, faces: [RESULT.faces[0]] }, null))).toBe("whole image");
+  });
+});
+
 describe("the history store", () => {
   it("round-trips through storage, newest first", () => {
     const store = new LimitedStore();
@@ -90,6 +154,15 @@ describe("the history store", () => {
     expect(loadHistory(store)).toEqual([]);
     store.setItem(HISTORY_KEY, JSON.stringify([{ id: 1 }, entry("good"), null, { ...entry("bad"), verdict: "fake" }]));
     expect(loadHistory(store).map((e) => e.id)).toEqual(["good"]);
+    store.setItem(HISTORY_KEY, JSON.stringify([{ ...entry("odd"), media: "audio" }]));
+    expect(loadHistory(store)).toEqual([]);
+  });
+
+  it("reads entries stored before videos were kept as images", () => {
+    const store = new LimitedStore();
+    const { media: _media, duration_s: _duration, ...older } = entry("older");
+    store.setItem(HISTORY_KEY, JSON.stringify([older]));
+    expect(loadHistory(store)).toEqual([entry("older")]);
   });
 
   it("when the quota is reached, drops the oldest thumbnails first, then the oldest entries", () => {
@@ -130,12 +203,20 @@ describe("exports", () => {
     const lines = toCsv([entry("a")]).split("\r\n");
     expect(lines[0]).toBe(CSV_COLUMNS.join(","));
     expect(lines[1]).toBe(
-      "2026-11-25T12:00:00.000Z,face.jpg,synthetic,0.9580,true,1,synthetic,0.9580,0.9580,50,60,100,120,0.2.0,0.5191",
+      "2026-11-25T12:00:00.000Z,face.jpg,synthetic,0.9580,true,1,synthetic,0.9580,0.9580,50,60,100,120,0.2.0,0.5191,image,,",
     );
     expect(lines[2]).toBe(
-      "2026-11-25T12:00:00.000Z,face.jpg,synthetic,0.9580,true,2,authentic,0.1000,0.9000,160,20,40,40,0.2.0,0.5191",
+      "2026-11-25T12:00:00.000Z,face.jpg,synthetic,0.9580,true,2,authentic,0.1000,0.9000,160,20,40,40,0.2.0,0.5191,image,,",
     );
     expect(lines).toHaveLength(4); // header, two faces, trailing newline
+  });
+
+  it("CSV has one row per person in a video, with the clip's length and the track", () => {
+    const lines = toCsv([videoEntryFrom(VIDEO, null, 3, new Date("2026-11-26T12:00:00Z"))]).split("\r\n");
+    expect(lines.slice(1, 3)).toEqual([
+      "2026-11-26T12:00:00.000Z,clip.webm,synthetic,0.8500,true,1,authentic,0.1333,0.8667,,,,,0.4.0,0.5264,video,4.00,0",
+      "2026-11-26T12:00:00.000Z,clip.webm,synthetic,0.8500,true,2,synthetic,0.8500,0.8500,10,3,30,40,0.4.0,0.5264,video,4.00,1",
+    ]);
   });
 
   it("CSV leaves box columns empty when the whole image was judged", () => {
