@@ -7,6 +7,7 @@ run): every result records `os.getloadavg()` before and after, so a reader can t
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -134,8 +135,8 @@ class Server:
         started = time.perf_counter()
         # Never another interface: a benchmark's server must not be reachable from outside this machine.
         server_env = os.environ | {"GLOG_minloglevel": "2"} | (env or {}) | {"DETECTEUR_HOST": "127.0.0.1"}
-        log = log_path.open("wb") if log_path is not None else subprocess.DEVNULL
-        try:
+        # The child keeps its own copy of the log's file descriptor; ours can close as soon as it has started.
+        with log_path.open("wb") if log_path is not None else contextlib.nullcontext(subprocess.DEVNULL) as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "detecteur", "serve", "--port", str(self.port)],
                 cwd=ROOT,
@@ -143,9 +144,6 @@ class Server:
                 stderr=log,
                 env=server_env,
             )
-        finally:
-            if log_path is not None:
-                log.close()  # type: ignore[union-attr]
         with httpx.Client(base_url=self.base_url, timeout=5) as client:
             while True:
                 try:
