@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
+from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE, TrainConfig
 from detecteur.files import file_sha256
 from detecteur.model import load_model, read_metadata
 from detecteur.train import RunError, epoch_learning_rate, read_epoch_metrics, train
@@ -126,3 +126,19 @@ def test_sharpness_balancing_is_measured_and_recorded(toy_split: Path, tmp_path:
     train(config, toy_split, tmp_path / "balanced")
     proof = json.loads((tmp_path / "balanced" / RUN_CONFIG_FILE).read_text())["data_summary"]["sharpness_shortcut"]
     assert abs(proof["sharpness_auc_weighted"] - 0.5) <= abs(proof["sharpness_auc_unweighted"] - 0.5) + 1e-9
+
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
+def test_every_committed_recipe_parses_and_starts_from_a_committed_model_that_fits_it(recipe: Path) -> None:
+    config = TrainConfig.from_toml(recipe)
+    if config.init_weights is not None:
+        start = read_metadata(recipe.parents[1] / config.init_weights)
+        assert (start.arch, start.in_chans, start.input_size, start.framing) == (
+            config.arch,
+            config.in_chans,
+            config.input_size,
+            config.framing,
+        )
