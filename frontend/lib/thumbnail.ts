@@ -4,18 +4,26 @@ import { fitWithin } from "./geometry";
 
 export const THUMBNAIL_SIDE = 160;
 
+/** `source` (width × height) scaled to fit `maxSide`, as a JPEG data URL; null without a 2D canvas. */
+function drawThumbnail(source: CanvasImageSource, width: number, height: number, maxSide: number): string | null {
+  const fitted = fitWithin(width, height, maxSide);
+  const canvas = document.createElement("canvas");
+  canvas.width = fitted.width;
+  canvas.height = fitted.height;
+  const context = canvas.getContext("2d");
+  if (!context) return null;
+  context.drawImage(source, 0, 0, fitted.width, fitted.height);
+  return canvas.toDataURL("image/jpeg", 0.72);
+}
+
 export async function makeThumbnail(file: Blob, maxSide = THUMBNAIL_SIDE): Promise<string | null> {
   try {
     const bitmap = await createImageBitmap(file);
-    const { width, height } = fitWithin(bitmap.width, bitmap.height, maxSide);
-    const canvas = document.createElement("canvas");
-    canvas.width = width;
-    canvas.height = height;
-    const context = canvas.getContext("2d");
-    if (!context) return null;
-    context.drawImage(bitmap, 0, 0, width, height);
-    bitmap.close();
-    return canvas.toDataURL("image/jpeg", 0.72);
+    try {
+      return drawThumbnail(bitmap, bitmap.width, bitmap.height, maxSide);
+    } finally {
+      bitmap.close();
+    }
   } catch {
     // An image the browser cannot decode (e.g. TIFF) is still judged by the API; it just has no thumbnail.
     return null;
@@ -41,14 +49,7 @@ export async function makeVideoThumbnail(
     video.currentTime = Number.isFinite(video.duration) ? Math.min(Math.max(atSeconds, 0), video.duration) : atSeconds;
     await seeked;
     if (video.videoWidth === 0 || video.videoHeight === 0) return null;
-    const { width, height } = fitWithin(video.videoWidth, video.videoHeight, maxSide);
-    const canvas = document.createElement("canvas");
-    canvas.width = width;
-    canvas.height = height;
-    const context = canvas.getContext("2d");
-    if (!context) return null;
-    context.drawImage(video, 0, 0, width, height);
-    return canvas.toDataURL("image/jpeg", 0.72);
+    return drawThumbnail(video, video.videoWidth, video.videoHeight, maxSide);
   } catch {
     return null;
   } finally {
