@@ -72,3 +72,50 @@ def test_augmented_training_transform_still_gives_the_model_input_shape() -> Non
     tensor = TrainingTransform(SPEC, augment)(image)
     assert tensor.shape == (4, 32, 32)
     assert not torch.equal(tensor, preprocess(image, SPEC))
+
+
+def _pixel_only_augment(**changes: object) -> AugmentConfig:
+    """Augmentation with every pixel-changing step off, so only the geometry under test acts."""
+    settings: dict[str, object] = {"color_jitter": 0.0, "jpeg_probability": 0.0, "blur_probability": 0.0}
+    return AugmentConfig.model_validate(settings | changes)
+
+
+def test_without_resampling_a_training_crop_keeps_the_served_pixels_up_to_a_mirror() -> None:
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    served = preprocess(image, SPEC)
+    transform = TrainingTransform(SPEC, _pixel_only_augment(resampling_probability=0.0))
+    torch.manual_seed(0)
+    outputs = [transform(image) for _ in range(8)]
+    mirrored = preprocess(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), SPEC)
+    assert all(torch.equal(out, served) or torch.equal(out, mirrored) for out in outputs)
+    assert any(torch.equal(out, served) for out in outputs) and any(torch.equal(out, mirrored) for out in outputs)
+
+
+def test_resampling_probability_decides_how_many_crops_are_resampled() -> None:
+    image = Image.fromarray(np.random.default_rng(4).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    served = preprocess(image, SPEC)
+    augment = _pixel_only_augment(resampling_probability=0.5, horizontal_flip=False, rotation_interpolation="bilinear")
+    transform = TrainingTransform(SPEC, augment)
+    torch.manual_seed(0)
+    untouched = sum(torch.equal(transform(image), served) for _ in range(200))
+    assert 70 <= untouched <= 130  # binomial(200, 0.5): outside this range has probability < 1e-4
+
+
+def test_bilinear_rotation_leaves_no_staircase_in_the_laplacian_channel() -> None:
+    # A smooth diagonal ramp: nearest-neighbour rotation turns it into steps (large Laplacian values),
+    # bilinear keeps it smooth.
+    ramp = np.add.outer(np.arange(32), np.arange(32)).astype(np.float64) * 4
+    image = Image.fromarray(np.repeat(ramp[..., None], 3, axis=2).astype(np.uint8))
+    peaks = {}
+    for interpolation in ("nearest", "bilinear"):
+        augment = _pixel_only_augment(
+            crop_scale=(1.0, 1.0),
+            crop_ratio=(1.0, 1.0),
+            horizontal_flip=False,
+            rotation_degrees=10.0,
+            rotation_interpolation=interpolation,
+        )
+        torch.manual_seed(1)
+        laplacian = TrainingTransform(SPEC, augment)(image)[3]
+        peaks[interpolation] = laplacian[8:24, 8:24].abs().max().item()  # inside the rotated corners
+    assert peaks["bilinear"] < peaks["nearest"] / 2

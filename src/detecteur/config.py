@@ -44,6 +44,13 @@ class AugmentConfig(BaseModel):
     crop_ratio: tuple[float, float] = (0.9, 1.1)
     horizontal_flip: bool = True
     rotation_degrees: float = 10.0
+    # torchvision's default for rotation is nearest-neighbour, which puts staircase edges into the Laplacian
+    # channel of every rotated image — edges no served image has. Kept as the default so older recipes
+    # reproduce; newer recipes say "bilinear".
+    rotation_interpolation: Literal["nearest", "bilinear"] = "nearest"
+    # Share of training images that get the resampling steps (resized crop, rotation). The others reach the
+    # model with their pixels on the same grid as a served face crop, keeping the high-frequency traces intact.
+    resampling_probability: float = Field(1.0, ge=0.0, le=1.0)
     color_jitter: float = 0.2
     jpeg_probability: float = 0.5
     jpeg_quality: tuple[int, int] = (50, 95)

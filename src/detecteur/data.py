@@ -289,11 +289,20 @@ class TrainingTransform:
         self.augment = augment
         geometric: list[Callable[[Image.Image], Image.Image]] = []
         if augment.enabled:
-            geometric.append(v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio))
+            resampling: list[Callable[[Image.Image], Image.Image]] = [
+                v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio)
+            ]
+            if augment.rotation_degrees > 0:
+                interpolation = v2.InterpolationMode(augment.rotation_interpolation)
+                resampling.append(v2.RandomRotation(augment.rotation_degrees, interpolation=interpolation))
+            if augment.resampling_probability < 1.0:
+                geometric.append(v2.RandomApply(resampling, p=augment.resampling_probability))
+            else:  # the original order (crop, flip, rotation), so older recipes draw the same random numbers
+                geometric.append(resampling[0])
             if augment.horizontal_flip:
                 geometric.append(v2.RandomHorizontalFlip())
-            if augment.rotation_degrees > 0:
-                geometric.append(v2.RandomRotation(augment.rotation_degrees))
+            if augment.rotation_degrees > 0 and augment.resampling_probability == 1.0:
+                geometric.append(resampling[-1])
             if augment.color_jitter > 0:
                 strength = augment.color_jitter
                 geometric.append(v2.ColorJitter(strength, strength, strength, min(0.5, strength / 4)))
