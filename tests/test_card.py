@@ -42,7 +42,7 @@ def test_the_card_quotes_the_runs_own_figures(shipped: tuple[Path, Path]) -> Non
         assert f"(figures/{figure})" in card
 
 
-def test_the_cards_misclassified_images_are_named_without_this_machines_directories(
+def test_the_card_and_its_shipped_report_name_images_without_this_machines_directories(
     shipped: tuple[Path, Path], toy_run: Path, tmp_path: Path
 ) -> None:
     # `shipped` has evaluated the toy run, so its report exists to be copied
@@ -57,6 +57,10 @@ def test_the_cards_misclassified_images_are_named_without_this_machines_director
     card = (tmp_path / "models" / "MODEL_CARD.md").read_text()
     assert "| `stylegan-ffhq/fake/0I7EMNIR50.jpg` | synthetic | 0.0072 |" in card
     assert "someone" not in card
+    shipped_report = (tmp_path / "models" / "figures" / "report.json").read_text()
+    assert "someone" not in shipped_report and str(tmp_path) not in shipped_report
+    shipped_figures = json.loads(shipped_report)["figures"]
+    assert shipped_figures and all((tmp_path / "models" / figure).is_file() for figure in shipped_figures)
 
 
 def _fine_tune(start: Path, toy_split: Path, run_dir: Path) -> Path:

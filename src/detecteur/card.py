@@ -126,7 +126,7 @@ def ship(
     for figure in report["figures"]:
         shutil.copyfile(figure, figures / Path(figure).name)
     shutil.copyfile(run_dir / RUN_METRICS_FILE, figures / "metrics.jsonl")
-    atomic_write_text(figures / "report.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(figures / "report.json", json.dumps(_shareable_report(report), indent=2) + "\n")
 
     training_seconds = sum(e["seconds"] for e in epochs)
     best_epoch = max(epochs, key=lambda e: e["val_auc"])
@@ -247,6 +247,17 @@ def ship(
     ]
     atomic_write_text(models_dir / "MODEL_CARD.md", "\n".join(lines))
     return model_file
+
+
+def _shareable_report(report: dict[str, Any]) -> dict[str, Any]:
+    """The run's report as it ships beside the model: images named `source/class/file` and figures by their
+    place in `models/figures/`, so the committed copy holds no path of the machine that evaluated it."""
+    return {
+        **report,
+        "hardest_errors": [{**e, "path": _dataset_relative(e["path"])} for e in report.get("hardest_errors", [])],
+        "figures": [f"figures/{Path(figure).name}" for figure in report.get("figures", [])],
+        "report_dir": "figures",
+    }
 
 
 def _dataset_relative(image_path: str) -> str:
