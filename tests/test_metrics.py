@@ -19,6 +19,7 @@ from detecteur.metrics import (
     fake_probabilities,
     fit_temperature,
     reliability_bins,
+    roc_auc_by_group,
 )
 
 # Four authentic, six synthetic; at 0.5 the authentic 0.6 is a false positive, the synthetic 0.4 a miss.
@@ -260,3 +261,16 @@ def test_logit_adjustment_undoes_the_prior_shift_of_class_weights() -> None:
     adjustment = (float(np.log(weights[0])), float(np.log(weights[1])))
     np.testing.assert_allclose(fake_probabilities(shifted, 1.0, adjustment), true_fake)
     assert fake_probabilities(shifted)[1] == pytest.approx(5 / 6)
+
+
+def test_auc_by_group_scores_each_group_alone_and_skips_single_class_groups() -> None:
+    groups = ["lfw"] * 4 + ["ffhq"] * 4 + ["sdfd"] * 2
+    labels = [0, 0, 1, 1, 0, 0, 1, 1, 1, 1]
+    # lfw perfectly ranked, ffhq exactly inverted: pooled they would look middling
+    probs = [0.1, 0.2, 0.8, 0.9, 0.7, 0.6, 0.3, 0.2, 0.9, 0.8]
+    assert roc_auc_by_group(groups, labels, probs) == {"ffhq": 0.0, "lfw": 1.0}
+
+
+def test_auc_by_group_refuses_groups_that_do_not_match_the_labels() -> None:
+    with pytest.raises(ValueError, match="3 groups for 2 labels"):
+        roc_auc_by_group(["a", "b", "c"], [0, 1], [0.2, 0.8])

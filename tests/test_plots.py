@@ -80,6 +80,15 @@ def test_training_curves_skip_metrics_a_run_did_not_record(tmp_path: Path) -> No
     assert_is_png(plot_training_curves(metrics, tmp_path / "curves.png"), min_width=800)
 
 
+def test_training_curves_add_a_panel_per_source_when_the_run_logged_them(tmp_path: Path) -> None:
+    by_source = [{"lfw-faceswap": 0.99, "stylegan-ffhq": 0.88}, {"lfw-faceswap": 0.995, "stylegan-ffhq": 0.9}]
+    records = [record | {"val_auc_by_source": auc} for record, auc in zip(EPOCHS, by_source, strict=True)]
+    with_sources = plot_training_curves(write_jsonl(tmp_path / "a.jsonl", records), tmp_path / "a.png")
+    without = plot_training_curves(write_jsonl(tmp_path / "b.jsonl", EPOCHS), tmp_path / "b.png")
+    with Image.open(with_sources) as three_panels, Image.open(without) as two_panels:
+        assert three_panels.width >= 1.4 * two_panels.width
+
+
 def test_training_curves_raise_on_a_file_without_epochs(tmp_path: Path) -> None:
     empty = tmp_path / "metrics.jsonl"
     empty.write_text("\n")

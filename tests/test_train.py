@@ -20,6 +20,8 @@ def test_a_short_run_learns_the_toy_task_well_above_chance(toy_run: Path) -> Non
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert max(e["val_auc"] for e in epochs) > 0.85
     assert all(e["images_per_second"] > 0 for e in epochs)
+    assert all(set(e["val_auc_by_source"]) == {"toyset"} for e in epochs)
+    assert epochs[-1]["val_auc_by_source"]["toyset"] == pytest.approx(epochs[-1]["val_auc"])
 
 
 def test_a_run_writes_its_config_checkpoint_and_best_model(toy_run: Path, toy_split: Path) -> None:

@@ -9,6 +9,7 @@ threshold on the validation split.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,6 +209,23 @@ def reliability_bins(labels: npt.ArrayLike, fake_probs: npt.ArrayLike, n_bins: i
         mean_fake_probability = np.where(counts > 0, prob_sums / counts, np.nan)
         observed_synthetic_fraction = np.where(counts > 0, synthetic_sums / counts, np.nan)
     return ReliabilityBins(edges, mean_fake_probability, observed_synthetic_fraction, counts)
+
+
+def roc_auc_by_group(groups: Sequence[str], labels: npt.ArrayLike, fake_probs: npt.ArrayLike) -> dict[str, float]:
+    """ROC AUC within each group (e.g. each data source) that holds both classes, by group name. The overall
+    AUC can hide a weak source behind strong ones; this is how training curves show it."""
+    from sklearn.metrics import roc_auc_score
+
+    label_array, prob_array = _check_scored(labels, fake_probs)
+    group_array = np.asarray(groups)
+    if group_array.shape != label_array.shape:
+        raise ValueError(f"{group_array.size} groups for {label_array.size} labels")
+    by_group = {}
+    for group in sorted(set(group_array.tolist())):
+        members = group_array == group
+        if has_both_classes(label_array[members]):
+            by_group[group] = float(roc_auc_score(label_array[members], prob_array[members]))
+    return by_group
 
 
 def compute_metrics(labels: npt.ArrayLike, fake_probs: npt.ArrayLike, threshold: float) -> dict[str, Any]:

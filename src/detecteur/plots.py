@@ -36,6 +36,9 @@ QUALITY_SERIES: tuple[tuple[str, str], ...] = (
     ("train_accuracy", "train accuracy"),
 )
 
+# Each epoch of a training log holds {source: validation AUC} under this key (logs of older runs lack it).
+BY_SOURCE_KEY = "val_auc_by_source"
+
 
 def _save(figure: Figure, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -92,13 +95,21 @@ def plot_training_curves(metrics_jsonl: Path, out: Path) -> Path:
     records = _read_epochs(metrics_jsonl)
     if not records:
         raise ValueError(f"{metrics_jsonl} holds no epochs: nothing to plot")
-    figure, (loss_axes, quality_axes) = plt.subplots(1, 2, figsize=(11, 4))
+    sources = sorted({source for record in records for source in record.get(BY_SOURCE_KEY) or {}})
+    figure, panels = plt.subplots(1, 3 if sources else 2, figsize=(16.5 if sources else 11, 4))
+    loss_axes, quality_axes = panels[0], panels[1]
     _draw_series(loss_axes, records, LOSS_SERIES)
     loss_axes.set_ylabel("cross-entropy loss")
     loss_axes.set_title("Loss")
     _draw_series(quality_axes, records, QUALITY_SERIES)
     quality_axes.set_ylabel("score")
     quality_axes.set_title("AUC and accuracy")
+    if sources:
+        # Flattened to plain keys so one source is one line, drawn like the other panels.
+        flat = [{"epoch": r["epoch"], **(r.get(BY_SOURCE_KEY) or {})} for r in records]
+        _draw_series(panels[2], flat, [(source, source) for source in sources])
+        panels[2].set_ylabel("validation ROC AUC")
+        panels[2].set_title("Validation AUC per source")
     return _save(figure, out)
 
 

@@ -58,7 +58,7 @@ from detecteur.data import (
     summarise,
 )
 from detecteur.files import atomic_path, atomic_write_text, file_sha256
-from detecteur.metrics import compute_metrics, fake_probabilities
+from detecteur.metrics import compute_metrics, fake_probabilities, roc_auc_by_group
 from detecteur.model import (
     ModelFileError,
     ModelMetadata,
@@ -285,6 +285,7 @@ def _train(
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
     val_loader = make_loader(val_records, spec, None, config.batch_size, config.num_workers, config.seed, shuffle=False)
+    val_sources = [record.source for record in val_records]  # in loader order: shuffle=False
     for epoch in range(start_epoch, config.epochs + 1):
         if epochs_since_best >= config.early_stopping_patience:
             break
@@ -334,7 +335,8 @@ def _train(
 
         val_logits, val_labels = predict_logits(model, val_loader, device, use_amp)
         val_loss = float(criterion(torch.from_numpy(val_logits).to(device), torch.from_numpy(val_labels).to(device)))
-        val_metrics = compute_metrics(val_labels, fake_probabilities(val_logits), threshold=0.5)
+        val_probs = fake_probabilities(val_logits)
+        val_metrics = compute_metrics(val_labels, val_probs, threshold=0.5)
         val_auc = val_metrics["roc_auc"] if val_metrics["roc_auc"] is not None else 0.0
         val_auc = distributed.from_main(val_auc, processes, device)
         epoch_record = {
@@ -344,6 +346,7 @@ def _train(
             "val_loss": val_loss,
             "val_auc": val_auc,
             "val_accuracy": val_metrics["accuracy"],
+            "val_auc_by_source": roc_auc_by_group(val_sources, val_labels, val_probs),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
             "images_per_second": seen / train_seconds if train_seconds > 0 else 0.0,
