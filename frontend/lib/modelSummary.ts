@@ -86,7 +86,7 @@ const FIGURE_CAPTIONS: Record<string, string> = {
   precision_recall: "Precision–recall curve on the test split",
   reliability: "Reliability: predicted probability against observed frequency, before and after calibration",
   confusion_matrix: "Confusion matrix at the model's threshold (test split)",
-  training_curves: "Training curves: loss and validation AUC per epoch",
+  training_curves: "Training curves: loss and validation AUC per epoch (and per source, where the run logged it)",
   hardest_errors: "The test images the model got most confidently wrong",
 };
 
