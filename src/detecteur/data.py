@@ -289,20 +289,15 @@ class TrainingTransform:
         self.augment = augment
         geometric: list[Callable[[Image.Image], Image.Image]] = []
         if augment.enabled:
-            resampling: list[Callable[[Image.Image], Image.Image]] = [
-                v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio)
-            ]
-            if augment.rotation_degrees > 0:
-                interpolation = v2.InterpolationMode(augment.rotation_interpolation)
-                resampling.append(v2.RandomRotation(augment.rotation_degrees, interpolation=interpolation))
+            crop = v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio)
+            interpolation = v2.InterpolationMode(augment.rotation_interpolation)
+            rotation = [v2.RandomRotation(augment.rotation_degrees, interpolation=interpolation)]
+            rotation = rotation if augment.rotation_degrees > 0 else []
+            flip = [v2.RandomHorizontalFlip()] if augment.horizontal_flip else []
             if augment.resampling_probability < 1.0:
-                geometric.append(v2.RandomApply(resampling, p=augment.resampling_probability))
+                geometric += [v2.RandomApply([crop, *rotation], p=augment.resampling_probability), *flip]
             else:  # the original order (crop, flip, rotation), so older recipes draw the same random numbers
-                geometric.append(resampling[0])
-            if augment.horizontal_flip:
-                geometric.append(v2.RandomHorizontalFlip())
-            if augment.rotation_degrees > 0 and augment.resampling_probability == 1.0:
-                geometric.append(resampling[-1])
+                geometric += [crop, *flip, *rotation]
             if augment.color_jitter > 0:
                 strength = augment.color_jitter
                 geometric.append(v2.ColorJitter(strength, strength, strength, min(0.5, strength / 4)))
