@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from detecteur.config import AugmentConfig
-from detecteur.data import TrainingTransform
+from detecteur.data import BlockShift, TrainingTransform
 from detecteur.model import input_spec_for
 from detecteur.preprocess import LAPLACIAN_KERNEL, InputSpec, preprocess
 
@@ -119,3 +121,45 @@ def test_bilinear_rotation_leaves_no_staircase_in_the_laplacian_channel() -> Non
         laplacian = TrainingTransform(SPEC, augment)(image)[3]
         peaks[interpolation] = laplacian[8:24, 8:24].abs().max().item()  # inside the rotated corners
     assert peaks["bilinear"] < peaks["nearest"] / 2
+
+
+def test_block_shift_moves_the_crop_by_whole_jpeg_blocks_without_resampling() -> None:
+    pixels = np.random.default_rng(5).integers(0, 256, (48, 40, 3), dtype=np.uint8)
+    shift = BlockShift(max_blocks=1)
+    random.seed(0)
+    seen = set()
+    for _ in range(40):
+        moved = np.asarray(shift(Image.fromarray(pixels)))
+        assert moved.shape == pixels.shape
+        # The input's interior reappears exactly, moved by (dy, dx) ∈ {-8, 0, 8}².
+        matches = [
+            (dy, dx)
+            for dy in (-8, 0, 8)
+            for dx in (-8, 0, 8)
+            if np.array_equal(moved[8 + dy : 40 + dy, 8 + dx : 32 + dx], pixels[8:40, 8:32])
+        ]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) >= 7  # the shifts are drawn, not fixed
+
+
+def test_block_shifted_training_crops_carry_the_served_laplacian_unchanged() -> None:
+    image = Image.fromarray(np.random.default_rng(6).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    served_laplacian = preprocess(image, SPEC)[3]
+    transform = TrainingTransform(
+        SPEC, _pixel_only_augment(resampling_probability=0.0, horizontal_flip=False, shift_blocks=1)
+    )
+    random.seed(1)
+    for _ in range(10):
+        laplacian = transform(image)[3]
+        # Away from the mirrored border, the high-frequency channel is the served one, moved by whole blocks.
+        assert any(
+            torch.equal(laplacian[9 + dy : 23 + dy, 9 + dx : 23 + dx], served_laplacian[9:23, 9:23])
+            for dy in (-8, 0, 8)
+            for dx in (-8, 0, 8)
+        )
+
+
+def test_a_block_shift_beyond_four_blocks_is_refused() -> None:
+    with pytest.raises(ValueError, match="shift_blocks"):
+        AugmentConfig(shift_blocks=5)

@@ -51,6 +51,10 @@ class AugmentConfig(BaseModel):
     # Share of training images that get the resampling steps (resized crop, rotation). The others reach the
     # model with their pixels on the same grid as a served face crop, keeping the high-frequency traces intact.
     resampling_probability: float = Field(1.0, ge=0.0, le=1.0)
+    # Variety that resamples nothing: the crop moves by up to this many whole 8×8 JPEG blocks each way (the
+    # uncovered border is mirrored in), so pixels stay on the served grid and the normalised JPEG's block grid
+    # keeps its phase. 0 (the default) leaves older recipes as they were.
+    shift_blocks: int = Field(0, ge=0, le=4)
     color_jitter: float = 0.2
     jpeg_probability: float = 0.5
     jpeg_quality: tuple[int, int] = (50, 95)

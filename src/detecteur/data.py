@@ -277,6 +277,28 @@ def recompress_jpeg(image: Image.Image, quality: int) -> Image.Image:
         return recompressed.convert("RGB")
 
 
+JPEG_BLOCK = 8
+
+
+class BlockShift:
+    """Moves an image by a random whole number of 8×8 JPEG blocks, at most `max_blocks` each way, filling the
+    uncovered border with its mirror image. No pixel is interpolated, and the JPEG block grid of a normalised
+    face crop (anchored at its top-left corner) stays where it was."""
+
+    def __init__(self, max_blocks: int) -> None:
+        self.max_blocks = max_blocks
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        pad = JPEG_BLOCK * self.max_blocks
+        if pad == 0 or pad >= min(image.size):
+            return image
+        dx, dy = (JPEG_BLOCK * random.randint(-self.max_blocks, self.max_blocks) for _ in range(2))
+        pixels = np.asarray(image.convert("RGB"))
+        padded = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        height, width = pixels.shape[:2]
+        return Image.fromarray(padded[pad - dy : pad - dy + height, pad - dx : pad - dx + width])
+
+
 class TrainingTransform:
     """Augmentation for training, then the one `preprocess`. Disabled, it *is* the serving transform.
 
@@ -298,6 +320,8 @@ class TrainingTransform:
                 geometric += [v2.RandomApply([crop, *rotation], p=augment.resampling_probability), *flip]
             else:  # the original order (crop, flip, rotation), so older recipes draw the same random numbers
                 geometric += [crop, *flip, *rotation]
+            if augment.shift_blocks > 0:
+                geometric.append(BlockShift(augment.shift_blocks))
             if augment.color_jitter > 0:
                 strength = augment.color_jitter
                 geometric.append(v2.ColorJitter(strength, strength, strength, min(0.5, strength / 4)))
