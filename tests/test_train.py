@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -101,6 +102,20 @@ def test_a_fine_tuning_stage_starts_from_the_saved_weights(toy_run: Path, toy_sp
         assert torch.allclose(old, new, atol=1e-6), name
     description = json.loads((tmp_path / "stage" / RUN_CONFIG_FILE).read_text())
     assert description["data_summary"]["init_weights_sha256"] == file_sha256(start)
+
+
+def test_a_fine_tuning_stage_warns_when_it_would_replay_its_starting_models_crops(
+    toy_run: Path, toy_split: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    start = toy_run / RUN_BEST_MODEL_FILE
+    parent_seed = read_metadata(start).training["seed"]
+    for seed in (parent_seed, parent_seed + 1):
+        caplog.clear()
+        config = toy_config(epochs=1, lr=1e-12, seed=seed, init_weights=start, max_train_images=16, max_eval_images=8)
+        with caplog.at_level(logging.WARNING, logger="detecteur.train"):
+            train(config, toy_split, tmp_path / f"stage-{seed}")
+        replay_warnings = [record for record in caplog.records if "replays its training crops" in record.message]
+        assert len(replay_warnings) == (1 if seed == parent_seed else 0)
 
 
 def test_a_fine_tuning_stage_refuses_weights_of_another_shape(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:

@@ -159,6 +159,15 @@ def _start_from_saved_weights(model: nn.Module, config: TrainConfig) -> str:
             f"init_weights {config.init_weights} is a model for (arch, channels, input size, framing) = {found}, "
             f"but this recipe trains {expected}"
         )
+    if metadata.training.get("seed") == config.seed:
+        # Epoch e draws its sampling order and augmentation from seed + e: the same seed replays the starting
+        # model's own training crops, which it recognises (measured: training accuracy 0.9996 in epoch 1).
+        log.warning(
+            "init_weights %s was trained with seed %d too: this stage replays its training crops one for one; "
+            "give the recipe a seed of its own",
+            config.init_weights,
+            config.seed,
+        )
     model.load_state_dict(saved.state_dict())
     return file_sha256(config.init_weights)
 
