@@ -108,14 +108,16 @@ def test_a_fine_tuning_stage_warns_when_it_would_replay_its_starting_models_crop
     toy_run: Path, toy_split: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     start = toy_run / RUN_BEST_MODEL_FILE
-    parent_seed = read_metadata(start).training["seed"]
-    for seed in (parent_seed, parent_seed + 1):
+    parent = read_metadata(start).training
+    parent_seed, parent_epochs = parent["seed"], parent["epochs"]
+    # Replays: the same seed, or one whose epoch seeds (seed + e) overlap the parent's; then the first without overlap.
+    for seed in (parent_seed, parent_seed + parent_epochs - 1, parent_seed + parent_epochs):
         caplog.clear()
         config = toy_config(epochs=1, lr=1e-12, seed=seed, init_weights=start, max_train_images=16, max_eval_images=8)
         with caplog.at_level(logging.WARNING, logger="detecteur.train"):
             train(config, toy_split, tmp_path / f"stage-{seed}")
-        replay_warnings = [record for record in caplog.records if "replays its training crops" in record.message]
-        assert len(replay_warnings) == (1 if seed == parent_seed else 0)
+        replay_warnings = [record for record in caplog.records if "replays its training crops" in record.getMessage()]
+        assert len(replay_warnings) == (1 if seed < parent_seed + parent_epochs else 0)
 
 
 def test_a_fine_tuning_stage_refuses_weights_of_another_shape(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:
