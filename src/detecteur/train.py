@@ -145,6 +145,16 @@ def epoch_learning_rate(config: TrainConfig, epoch: int) -> float:
     return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed epoch `epoch` (1-based) of a run with recipe seed `seed` draws its sampling order and augmentation
+    from (scaled per process in a multi-process run)."""
+    return seed + epoch
+
+
+def _epoch_seeds(seed: int, epochs: int) -> set[int]:
+    return {epoch_seed(seed, epoch) for epoch in range(1, epochs + 1)}
+
+
 def _start_from_saved_weights(model: nn.Module, config: TrainConfig) -> str:
     """Load `config.init_weights` into `model`; returns the file's sha256 for the run's records."""
     assert config.init_weights is not None
@@ -161,12 +171,9 @@ def _start_from_saved_weights(model: nn.Module, config: TrainConfig) -> str:
         )
     parent_seed, parent_epochs = metadata.training.get("seed"), metadata.training.get("epochs")
     if isinstance(parent_seed, int) and isinstance(parent_epochs, int):
-        # Epoch e draws its sampling order and augmentation from seed + e: a stage whose epoch seeds overlap its
-        # starting model's replays that model's own training crops, which it recognises (measured: training
-        # accuracy 0.9996 in the first epoch).
-        replayed = set(range(parent_seed + 1, parent_seed + parent_epochs + 1)) & set(
-            range(config.seed + 1, config.seed + config.epochs + 1)
-        )
+        # A stage whose epoch seeds overlap its starting model's replays that model's own training crops, which
+        # it recognises (measured: training accuracy 0.9996 in the first epoch).
+        replayed = _epoch_seeds(parent_seed, parent_epochs) & _epoch_seeds(config.seed, config.epochs)
         if replayed:
             log.warning(
                 "init_weights %s was trained with epoch seeds %s too: this stage replays its training crops; "
@@ -307,7 +314,7 @@ def _train(
             break
         # Seeding per epoch makes an epoch's shuffling and augmentation the same whether or not the run
         # was interrupted before it; per process, so that processes do not augment in lockstep.
-        _seed_everything((config.seed + epoch) * processes.world_size + processes.rank)
+        _seed_everything(epoch_seed(config.seed, epoch) * processes.world_size + processes.rank)
         for group in optimizer.param_groups:
             group["lr"] = epoch_learning_rate(config, epoch)
         train_loader = make_loader(
@@ -316,7 +323,7 @@ def _train(
             config.augment,
             process_batch_size,
             config.num_workers,
-            config.seed + epoch,
+            epoch_seed(config.seed, epoch),
             shuffle=True,
             sample_weights=sample_weights,
             shard=processes.shard,
