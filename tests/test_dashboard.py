@@ -56,7 +56,8 @@ def test_the_dashboards_assets_are_served(client: TestClient) -> None:
 def test_api_routes_win_over_files_of_the_same_name(client: TestClient) -> None:
     health = client.get("/health")
     assert health.status_code == 503  # the route (no model here), not the file named "health"
-    assert health.json()["status"] == "unavailable"
+    # The route's JSON, whichever it has reached: the load of a missing model fails in the background.
+    assert health.json()["status"] in ("loading", "unavailable")
     assert client.get("/openapi.json").json()["info"]["title"] == "Détecteur"
     assert client.get("/metrics").text.startswith("#")
 
