@@ -238,6 +238,25 @@ def ship(
     console.print(f"shipped {model_file} and {models_dir / 'MODEL_CARD.md'}")
 
 
+@app.command()
+def history(
+    runs: Annotated[Path, typer.Argument(help="Folder of run directories (nested ones are found too).")] = Path("runs"),
+    out: Annotated[Path, typer.Option(help="Where run_history.md and run_history.png go.")] = Path("docs"),
+    models_dir: Annotated[Path, typer.Option("--models", help="Released model files, to mark runs.")] = Path("models"),
+    recipes: Annotated[Path, typer.Option(help="Recipes folder; a run named X is linked to X.toml.")] = Path("configs"),
+) -> None:
+    """Every training run in one table and one figure, read from the runs' own files."""
+    from detecteur.history import HISTORY_MARKDOWN, write_history
+
+    if not runs.is_dir():
+        raise _fail(f"{runs} is not a folder of runs")
+    try:
+        summaries = write_history(runs, out, models_dir, recipes)
+    except (OSError, KeyError, ValueError) as error:
+        raise _fail(f"cannot read the runs in {runs}: {error}") from error
+    console.print(f"wrote {out / HISTORY_MARKDOWN}: {len(summaries)} runs")
+
+
 def _image_result(path: Path, judged: ImageVerdict) -> dict[str, object]:
     top = judged.most_suspicious.verdict
     return {

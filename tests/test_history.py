@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from detecteur.card import ship
+from detecteur.cli import app
+from detecteur.evaluate import evaluate_run
+from detecteur.history import HISTORY_FIGURE, HISTORY_MARKDOWN, write_history
+
+
+def _started_at(run_dir: Path, timestamp: float) -> None:
+    os.utime(run_dir / "config.json", (timestamp, timestamp))
+
+
+@pytest.fixture(scope="module")
+def runs_and_models(toy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Three finished runs — one evaluated and released, one nested (an ablation cell), one only trained — and
+    one started that never finished an epoch."""
+    runs = tmp_path_factory.mktemp("history") / "runs"
+    released = runs / "released"
+    shutil.copytree(toy_run, released)
+    evaluate_run(released)
+    models = runs.parent / "models"
+    ship(released, models, "9.9.9")
+    cell = runs / "ablation" / "cell-seed0"
+    shutil.copytree(toy_run, cell, ignore=shutil.ignore_patterns("report", "model.safetensors"))
+    trained_only = runs / "trained-only"
+    shutil.copytree(cell, trained_only)
+    metrics = [json.loads(line) for line in (trained_only / "metrics.jsonl").read_text().splitlines()]
+    metrics[-1]["val_auc_by_source"] = {"stylegan-ffhq": 0.5, "lfw-faceswap": 0.75}
+    (trained_only / "metrics.jsonl").write_text("".join(json.dumps(epoch) + "\n" for epoch in metrics))
+    unfinished = runs / "unfinished"
+    unfinished.mkdir()
+    shutil.copyfile(toy_run / "config.json", unfinished / "config.json")
+    (unfinished / "metrics.jsonl").write_text("")
+    for order, run in enumerate((trained_only, released, cell, unfinished)):
+        _started_at(run, 1_700_000_000 + order)
+    return runs, models
+
+
+def test_history_lists_every_finished_run_in_the_order_started_with_its_own_figures(
+    runs_and_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    runs, models = runs_and_models
+    summaries = write_history(runs, tmp_path, models, recipes_dir=tmp_path / "no-recipes")
+    assert [s.name for s in summaries] == ["trained-only", "released", "ablation/cell-seed0"]
+    released = summaries[1]
+    report = json.loads((runs / "released" / "report" / "report.json").read_text())
+    epochs = [json.loads(line) for line in (runs / "released" / "metrics.jsonl").read_text().splitlines()]
+    assert released.best_val_auc == max(epoch["val_auc"] for epoch in epochs)
+    assert released.minutes == pytest.approx(sum(epoch["seconds"] for epoch in epochs) / 60)
+    assert released.shipped_as == "9.9.9"
+    assert summaries[0].shipped_as is None and summaries[0].test is None
+    assert summaries[0].best_val_auc_by_source == {"stylegan-ffhq": 0.5, "lfw-faceswap": 0.75}
+
+    table = (tmp_path / HISTORY_MARKDOWN).read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| `released` |"))
+    assert f"| {report['roc_auc']:.4f} | {report['accuracy']:.4f} |" in row
+    assert row.endswith("| **9.9.9** |")
+    assert "| `ablation/cell-seed0` |" in table
+    assert "unfinished" not in table
+    assert "3 runs" in table
+    assert (tmp_path / HISTORY_FIGURE).stat().st_size > 10_000
+
+
+def test_history_links_a_run_to_the_recipe_of_its_name(runs_and_models: tuple[Path, Path], tmp_path: Path) -> None:
+    runs, models = runs_and_models
+    recipes = tmp_path / "configs"
+    recipes.mkdir()
+    (recipes / "released.toml").write_text('arch = "efficientnet_lite0"\n')
+    summaries = write_history(runs, tmp_path / "out", models, recipes)
+    assert {s.name: s.recipe for s in summaries}["released"] == (recipes / "released.toml").as_posix()
+    assert {s.name: s.recipe for s in summaries}["trained-only"] is None
+
+
+def test_history_command_refuses_a_missing_folder_by_name(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["history", str(tmp_path / "nowhere"), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "nowhere is not a folder of runs" in result.output
+    assert not (tmp_path / HISTORY_MARKDOWN).exists()
