@@ -125,6 +125,11 @@ def _figure(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def _split_name(split_file: str | None) -> str:
+    """`data/splits/faces-v1/split.csv` → `faces-v1`: split files live in a folder named after their data."""
+    return "—" if split_file is None else Path(split_file).parent.name or split_file
+
+
 def _test_by_source(summary: RunSummary, source: str) -> float | None:
     if summary.test is None:
         return None
@@ -142,10 +147,14 @@ def markdown(summaries: list[RunSummary], runs_dir: Path) -> str:
         "once evaluated, `report/report.json`; nothing here is typed in. Validation figures are at the run's best",
         "epoch (by validation AUC, the figure models are chosen by). Test figures exist for evaluated runs only, at",
         "the threshold calibrated on validation. *Released* names the model file whose weights are this run's.",
+        "Run folders are not committed; a run with a recipe is reproduced by `detecteur train --config` with it.",
         "",
-        f"| run | recipe | model | started from | epochs | wall time | img/s | best val AUC (epoch) | {source_columns} "
+        f"![Best validation AUC of every run]({HISTORY_FIGURE})",
+        "",
+        "| run | split | recipe | model | started from | epochs | wall time | img/s | best val AUC (epoch) "
+        f"| {source_columns} "
         f"| test AUC | test acc | test precision | test recall | {test_source_columns} | released |",
-        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | "
+        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in SOURCES_WITH_AUC)
         + " | ---: | ---: | ---: | ---: | "
         + " | ".join("---:" for _ in SOURCES_WITH_AUC)
@@ -158,6 +167,7 @@ def markdown(summaries: list[RunSummary], runs_dir: Path) -> str:
         images = f" on {summary.train_images}" if summary.train_images else ""
         cells = [
             f"`{summary.name}`",
+            _split_name(summary.split_file),
             f"`{summary.recipe}`" if summary.recipe else "—",
             f"{summary.arch} {summary.in_chans}ch",
             summary.started_from,
