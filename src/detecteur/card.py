@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
+from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.evaluate import nested_table
 from detecteur.files import atomic_write_text
 from detecteur.model import ModelFileError, TrainingStage, load_model, read_metadata, save_model, weights_sha256
@@ -60,22 +61,47 @@ def _shortcut_section(data_summary: dict[str, Any], shortcut_table: Path) -> lis
     return lines if len(lines) > 2 else []
 
 
-def _stages_lines(stages: list[TrainingStage]) -> list[str]:
-    if len(stages) < 2:
-        return []
-    chain = " → ".join(
+def _recipe(run_dir: Path) -> dict[str, Any]:
+    recipe: dict[str, Any] = json.loads((run_dir / RUN_CONFIG_FILE).read_text())["config"]
+    return recipe
+
+
+def _chain(stages: list[TrainingStage]) -> str:
+    return " → ".join(
         f"`{stage.run}` ({stage.epochs} epochs, {stage.training_minutes:.1f} min, from {stage.started_from})"
         for stage in stages
     )
-    total = sum(stage.training_minutes for stage in stages)
-    return [f"- Training history: {chain}; {sum(s.epochs for s in stages)} epochs, {total:.1f} min in all."]
+
+
+def _stages_lines(stages: list[TrainingStage]) -> list[str]:
+    total = f"{sum(s.epochs for s in stages)} epochs, {sum(s.training_minutes for s in stages):.1f} min in all"
+    members = sorted({stage.member for stage in stages if stage.member is not None})
+    if members:
+        return [
+            *[
+                f"- Training history of member {member}: {_chain([s for s in stages if s.member == member])}."
+                for member in members
+            ],
+            f"- All members together: {total}.",
+        ]
+    if len(stages) < 2:
+        return []
+    return [f"- Training history: {_chain(stages)}; {total}."]
 
 
 def training_stages(run_dir: Path, parent_run: Path | None = None) -> list[TrainingStage]:
     """The runs that led to `run_dir`'s weights, oldest first. A fine-tuning run inherits the stages recorded in
     the model it started from; a model shipped before stages were recorded gets them from `parent_run`, which
-    must be the run that made it (its calibrated weights are compared with the model's)."""
+    must be the run that made it (its calibrated weights are compared with the model's). A model started from
+    another run's `model.safetensors` gets them from that run. An ensemble lists each member's chain in turn,
+    every stage marked with its member's index."""
     description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
+    if is_ensemble_run(description):
+        return [
+            stage.model_copy(update={"member": index})
+            for index, member in enumerate(description[ENSEMBLE_KEY])
+            for stage in training_stages(Path(member))
+        ]
     config = description["config"]
     epochs = read_epoch_metrics(run_dir)
     started_from = "ImageNet weights" if config["pretrained"] else "random weights"
@@ -83,6 +109,8 @@ def training_stages(run_dir: Path, parent_run: Path | None = None) -> list[Train
     if init := config.get("init_weights"):
         parent = read_metadata(Path(init))
         started_from = f"model {parent.version} ({Path(init).name})"
+        if parent_run is None and (Path(init).parent / RUN_CONFIG_FILE).is_file():
+            parent_run = Path(init).parent  # started from a run's own calibrated model
         if parent.training_stages:
             earlier = parent.training_stages
         elif parent_run is None:
@@ -123,14 +151,43 @@ def ship(
     save_model(model, metadata, model_file)
     figures = models_dir / "figures"
     figures.mkdir(parents=True, exist_ok=True)
+    # The service shows every figure in this folder: none may be left from the model shipped before.
+    shipped_names = {Path(figure).name for figure in report["figures"]}
+    for stale in [*figures.glob("*.png"), figures / "metrics.jsonl"]:
+        if stale.name not in shipped_names:
+            stale.unlink(missing_ok=True)
     for figure in report["figures"]:
         shutil.copyfile(figure, figures / Path(figure).name)
-    shutil.copyfile(run_dir / RUN_METRICS_FILE, figures / "metrics.jsonl")
+    if epochs:
+        shutil.copyfile(run_dir / RUN_METRICS_FILE, figures / "metrics.jsonl")
     atomic_write_text(figures / "report.json", json.dumps(_shareable_report(report), indent=2) + "\n")
 
-    training_seconds = sum(e["seconds"] for e in epochs)
-    best_epoch = max(epochs, key=lambda e: e["val_auc"])
     config = description["config"]
+    if is_ensemble_run(description):
+        members = ", ".join(
+            f"`{Path(run).name}` ({arch})"
+            for run, arch in zip(description[ENSEMBLE_KEY], metadata.members, strict=True)
+        )
+        how_made = [
+            f"- An ensemble of {len(metadata.members)} trained runs — {members} — whose logits are averaged; "
+            f"calibrated and evaluated as one model (`detecteur ensemble`). Validation AUC of the ensemble "
+            f"{report['validation']['roc_auc']:.4f}. Git commit `{metadata.git_commit}`.",
+            *_stages_lines(stages),
+            *[
+                f"- Recipe of `{Path(run).name}`: `{json.dumps(_recipe(Path(run)))}`"
+                for run in description[ENSEMBLE_KEY]
+            ],
+        ]
+    else:
+        training_seconds = sum(e["seconds"] for e in epochs)
+        best_epoch = max(epochs, key=lambda e: e["val_auc"])
+        how_made = [
+            f"- Trained on {description['device']} for {len(epochs)} epochs ({training_seconds / 60:.1f} min of "
+            f"training-loop time); best validation AUC {best_epoch['val_auc']:.4f} at epoch {best_epoch['epoch']}. "
+            f"Git commit `{metadata.git_commit}`.",
+            *_stages_lines(stages),
+            f"- Recipe: `{json.dumps(config)}`",
+        ]
     lines = [
         f"# Model card — `{model_file.name}`",
         "",
@@ -145,11 +202,7 @@ def ship(
         f"probability; borderline band {metadata.borderline_band[0]:.2f}–{metadata.borderline_band[1]:.2f}.",
         f"- Calibration: logit adjustment {list(metadata.logit_adjustment)} (log class weights), temperature "
         f"{metadata.temperature:.4f}, both fitted without the test split.",
-        f"- Trained on {description['device']} for {len(epochs)} epochs ({training_seconds / 60:.1f} min of "
-        f"training-loop time); best validation AUC {best_epoch['val_auc']:.4f} at epoch {best_epoch['epoch']}. "
-        f"Git commit `{metadata.git_commit}`.",
-        *_stages_lines(stages),
-        f"- Recipe: `{json.dumps(config)}`",
+        *how_made,
         f"- Split file `{description['split_file']}` (sha256 `{description['split_sha256'][:16]}…`).",
         "",
         "## Intended use",

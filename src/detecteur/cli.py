@@ -239,6 +239,23 @@ def ship(
 
 
 @app.command()
+def ensemble(
+    members: Annotated[list[Path], typer.Argument(help="Finished training runs to combine (2 or more).")],
+    out: Annotated[Path, typer.Option(help="Run directory to write; evaluate and ship it like a trained run.")],
+) -> None:
+    """One model from several trained runs: their logits averaged."""
+    from detecteur.ensemble import EnsembleError, combine_runs
+
+    if (out / "config.json").exists():
+        raise _fail(f"{out} holds a run already; choose a new directory")
+    try:
+        model_file = combine_runs(members, out)
+    except EnsembleError as error:
+        raise _fail(str(error)) from error
+    console.print(f"wrote {model_file}; next: detecteur evaluate --run {out}")
+
+
+@app.command()
 def history(
     runs: Annotated[Path, typer.Argument(help="Folder of run directories (nested ones are found too).")] = Path("runs"),
     out: Annotated[Path, typer.Option(help="Where run_history.md and run_history.png go.")] = Path("docs"),

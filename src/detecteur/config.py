@@ -27,6 +27,10 @@ RUN_BEST_MODEL_FILE = "best.safetensors"  # best validation AUC, uncalibrated
 RUN_CALIBRATED_MODEL_FILE = "model.safetensors"  # the same weights + temperature, threshold, test metrics
 
 Arch = Literal["resnet18", "efficientnet_lite0", "efficientnet_lite2"]
+# What a model file holds: one network the factory builds, or an ensemble of them (`detecteur ensemble`): the
+# average of its members' logits, calibrated as one model.
+ENSEMBLE = "ensemble"
+ModelArch = Arch | Literal["ensemble"]
 # What the model was trained to look at: the whole image resized, or the normalised face crop of
 # `faces.normalise_face` (serving must then detect and crop faces the same way).
 Framing = Literal["whole_image", "face_crop"]

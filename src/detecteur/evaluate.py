@@ -40,6 +40,7 @@ from detecteur.metrics import (
 )
 from detecteur.model import load_model, pick_device, predict_logits, save_model
 from detecteur.preprocess import InputSpec, preprocess
+from detecteur.train import read_epoch_metrics
 
 
 def _format_value(value: Any) -> str:
@@ -309,7 +310,11 @@ def evaluate_run(
     }
     per_source = _per_source(test_records, test_labels, test_probs, threshold)
     figures = _draw_figures(test_labels, test_raw, test_probs, metrics["confusion_matrix"], out_dir)
-    figures.append(str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png")))
+    if read_epoch_metrics(run_dir):
+        figures.append(str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png")))
+    for member in description.get("ensemble", []):  # an ensemble trained nothing itself: its members did
+        curves = out_dir / f"training_curves_{Path(member).name}.png"
+        figures.append(str(plots.plot_training_curves(Path(member) / RUN_METRICS_FILE, curves)))
     hardest_errors = _hardest_errors(test_records, test_labels, test_probs, threshold)
     if hardest_errors:
         title = "Most confidently wrong test images"

@@ -3,7 +3,8 @@
 Own small implementation on the backbone's last convolutional feature map (timm's `forward_features` /
 `forward_head` split, the same for every architecture the factory builds): the gradient of the margin of
 the predicted class over the other weights each feature channel; the weighted sum, rectified and upsampled,
-is the heatmap — the regions that pushed the model toward its verdict.
+is the heatmap — the regions that pushed the model toward its verdict. For an ensemble, the margin is that of
+the averaged logits and each member's map adds to the heatmap.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from detecteur.config import AUTHENTIC, SYNTHETIC
+from detecteur.model import member_networks
 
 OVERLAY_OPACITY = 0.45
 
@@ -25,18 +27,23 @@ def grad_cam(model: nn.Module, model_input: torch.Tensor) -> np.ndarray:
     """H×W heatmap on [0, 1] for one C×H×W model input, for the class the model predicts; all zeros when
     no region pushes toward it."""
     model.eval()
+    networks = member_networks(model)
     with torch.enable_grad():
         inputs = model_input.unsqueeze(0).detach()
-        features = model.forward_features(inputs)  # type: ignore[operator]
-        features.retain_grad()
-        logits = model.forward_head(features)  # type: ignore[operator]
+        features = [network.forward_features(inputs) for network in networks]  # type: ignore[operator]
+        logits = torch.stack(
+            [network.forward_head(maps) for network, maps in zip(networks, features, strict=True)]  # type: ignore[operator]
+        ).mean(dim=0)
         predicted = int(logits[0].argmax())
         other = AUTHENTIC if predicted == SYNTHETIC else SYNTHETIC
         evidence = logits[0, predicted] - logits[0, other]
-        (gradients,) = torch.autograd.grad(evidence, features)
-    channel_weights = gradients.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((channel_weights * features.detach()).sum(dim=1, keepdim=True))
-    cam = F.interpolate(cam, size=model_input.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+        gradients = torch.autograd.grad(evidence, features)
+    cam = torch.zeros((1, 1, *model_input.shape[-2:]), device=model_input.device)
+    for maps, gradient in zip(features, gradients, strict=True):
+        channel_weights = gradient.mean(dim=(2, 3), keepdim=True)
+        member_cam = F.relu((channel_weights * maps.detach()).sum(dim=1, keepdim=True))
+        cam = cam + F.interpolate(member_cam, size=model_input.shape[-2:], mode="bilinear", align_corners=False)
+    cam = cam[0, 0]
     peak = cam.max()
     heatmap = (cam / peak) if peak > 0 else torch.zeros_like(cam)
     result: np.ndarray = heatmap.cpu().numpy().astype(np.float32)

@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from detecteur.config import LABEL_NAMES, Arch, Framing
+from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch, Framing, ModelArch
 from detecteur.files import atomic_path
 from detecteur.preprocess import InputSpec
 
@@ -154,6 +154,25 @@ def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
     return model
 
 
+class LogitAverage(nn.Module):
+    """An ensemble: every member sees the same input; the logits are averaged (calibration, threshold and
+    explanation then treat it as one model). Members of different architectures err on different images."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(inputs) for member in self.members]).mean(dim=0)
+
+
+def member_networks(model: nn.Module) -> list[nn.Module]:
+    """The single networks a model is made of: an ensemble's members, or the model itself."""
+    return list(model.members) if isinstance(model, LogitAverage) else [model]
+
+
 class TrainingStage(BaseModel):
     """One training run in a model's history: from ImageNet (or random) weights, or fine-tuning an earlier model."""
 
@@ -164,6 +183,8 @@ class TrainingStage(BaseModel):
     training_minutes: float = Field(ge=0)
     device: str
     started_from: str
+    # In an ensemble's history: the index of the member this stage trained (each member has its own chain).
+    member: int | None = None
 
 
 class ModelMetadata(BaseModel):
@@ -174,7 +195,9 @@ class ModelMetadata(BaseModel):
     format: Literal["detecteur-model"] = "detecteur-model"
     format_version: Literal[1] = FORMAT_VERSION
     version: str
-    arch: Arch
+    arch: ModelArch
+    # For arch "ensemble": the architecture of each member, in the order of the weights' `members.<i>.` prefixes.
+    members: tuple[Arch, ...] = ()
     input_size: int = Field(ge=32, le=1024)
     in_chans: Literal[3, 4]
     framing: Framing = "whole_image"
@@ -203,6 +226,8 @@ class ModelMetadata(BaseModel):
     def _check(self) -> ModelMetadata:
         if self.labels != LABEL_NAMES:
             raise ValueError(f"label order {self.labels} differs from this version's {LABEL_NAMES}")
+        if (self.arch == ENSEMBLE) != (len(self.members) >= 2):
+            raise ValueError(f"arch {self.arch!r} with members {list(self.members)}: an ensemble lists 2 or more")
         low, high = self.borderline_band
         if not 0 <= low <= self.threshold <= high <= 1:
             raise ValueError(f"borderline band {self.borderline_band} must contain threshold {self.threshold}")
@@ -277,12 +302,19 @@ def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Modul
     """Model in eval mode + its metadata. Never unpickles: safetensors only. Refuses a file whose weights do not
     match the sha256 in its metadata."""
     state, metadata = _verified_weights(path)
-    model = build(metadata.arch, in_chans=metadata.in_chans, pretrained=False)
+    model = build_for(metadata)
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, OSError) as error:
         raise ModelFileError(f"{path}: weights do not fit a {metadata.arch} model: {error}") from error
     return model.to(device).eval(), metadata
+
+
+def build_for(metadata: ModelMetadata) -> nn.Module:
+    """The untrained network a model file's weights belong to."""
+    if metadata.arch == ENSEMBLE:
+        return LogitAverage([build(arch, metadata.in_chans, pretrained=False) for arch in metadata.members])
+    return build(cast(Arch, metadata.arch), in_chans=metadata.in_chans, pretrained=False)
 
 
 def pick_device(requested: str | None = None) -> torch.device:

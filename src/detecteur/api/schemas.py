@@ -82,7 +82,8 @@ class SeedPredictResponse(BaseModel):
 
 class ModelInfo(BaseModel):
     version: str
-    arch: str
+    arch: str = Field(description='The network, or "ensemble": the average of the `members` networks\' logits.')
+    members: list[str] = Field(default=[], description="For an ensemble: each member's architecture.")
     in_chans: int
     input_size: int
     framing: str
