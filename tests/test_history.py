@@ -84,3 +84,30 @@ def test_history_command_refuses_a_missing_folder_by_name(tmp_path: Path) -> Non
     assert result.exit_code == 2
     assert "nowhere is not a folder of runs" in result.output
     assert not (tmp_path / HISTORY_MARKDOWN).exists()
+
+
+def test_an_evaluated_ensemble_is_listed_as_made_of_its_members(
+    runs_and_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    runs, models = runs_and_models
+    combined = tmp_path / "runs" / "combined"
+    shutil.copytree(runs, tmp_path / "runs", dirs_exist_ok=True)
+    combined.mkdir()
+    report = {"validation": {"roc_auc": 0.875, "roc_auc_by_source": {"stylegan-ffhq": 0.625}}, "roc_auc": 0.75}
+    description = json.loads((runs / "released" / "config.json").read_text())
+    (combined / "config.json").write_text(
+        json.dumps(description | {"ensemble": [str(runs / "released"), str(runs / "trained-only")]})
+    )
+    (combined / "best.safetensors").write_bytes(b"")
+    _started_at(combined, 1_800_000_000)
+    assert "combined" not in [s.name for s in write_history(tmp_path / "runs", tmp_path / "out", models)]
+
+    (combined / "report").mkdir()
+    (combined / "report" / "report.json").write_text(json.dumps(report))
+    summary = write_history(tmp_path / "runs", tmp_path / "out", models)[-1]
+    assert (summary.name, summary.arch, summary.started_from) == ("combined", "ensemble", "released + trained-only")
+    assert (summary.best_val_auc, summary.best_val_auc_by_source, summary.epochs_run) == (
+        0.875,
+        {"stylegan-ffhq": 0.625},
+        0,
+    )

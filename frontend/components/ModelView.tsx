@@ -4,6 +4,7 @@
 import { useEffect, useState } from "react";
 import { apiUrl, explainError, fetchModel, type ErrorExplanation } from "@/lib/api";
 import {
+  architectureLabel,
   figureCaption,
   figureColumns,
   orderFigures,
@@ -45,7 +46,7 @@ export default function ModelView() {
       <section className="rounded-xl border border-ink-line bg-ink-raised p-5">
         <p className="text-xs uppercase tracking-wider text-text-muted">Running model</p>
         <h2 className="mt-1 font-mono text-xl font-semibold">
-          {model.arch} <span className="text-accent">v{model.version}</span>
+          {architectureLabel(model.arch, model.members)} <span className="text-accent">v{model.version}</span>
         </h2>
         <dl className="tabular mt-4 grid grid-cols-2 gap-x-6 gap-y-2 text-sm sm:grid-cols-4">
           <Fact term="Input">

@@ -90,10 +90,27 @@ const FIGURE_CAPTIONS: Record<string, string> = {
   hardest_errors: "The test images the model got most confidently wrong",
 };
 
+// An ensemble's card has one training-curves figure per member run: `training_curves_<run>.png`.
+const MEMBER_CURVES_PREFIX = "training_curves_";
+
 /** A caption for a figure URL like `/v1/model/figures/roc.png`. */
 export function figureCaption(url: string): string {
   const name = figureName(url);
+  if (name.startsWith(MEMBER_CURVES_PREFIX)) {
+    return `Training curves of ensemble member ${name.slice(MEMBER_CURVES_PREFIX.length)}: loss and validation AUC per epoch`;
+  }
   return FIGURE_CAPTIONS[name] ?? name.replace(/[_-]+/g, " ");
+}
+
+/** The figure's kind for ordering and sizing: a member's training curves are training curves. */
+function figureKind(url: string): string {
+  const name = figureName(url);
+  return name.startsWith(MEMBER_CURVES_PREFIX) ? "training_curves" : name;
+}
+
+/** "efficientnet_lite0", or for an ensemble "ensemble of efficientnet_lite0 + efficientnet_lite2". */
+export function architectureLabel(arch: string, members: readonly string[] | undefined): string {
+  return members && members.length > 0 ? `${arch} of ${members.join(" + ")}` : arch;
 }
 
 function figureName(url: string): string {
@@ -104,7 +121,7 @@ function figureName(url: string): string {
 export function orderFigures(urls: readonly string[]): string[] {
   const known = Object.keys(FIGURE_CAPTIONS);
   const rank = (url: string) => {
-    const index = known.indexOf(figureName(url));
+    const index = known.indexOf(figureKind(url));
     return index === -1 ? known.length : index;
   };
   return [...urls].sort((a, b) => rank(a) - rank(b) || figureName(a).localeCompare(figureName(b)));
@@ -112,8 +129,8 @@ export function orderFigures(urls: readonly string[]): string[] {
 
 /** How many grid columns (of at most 3) a figure spans: multi-panel figures read better wider. */
 export function figureColumns(url: string): 1 | 2 | 3 {
-  const name = figureName(url);
-  if (name === "hardest_errors") return 3;
-  if (name === "training_curves") return 2;
+  const kind = figureKind(url);
+  if (kind === "hardest_errors") return 3;
+  if (kind === "training_curves") return 2;
   return 1;
 }

@@ -47,6 +47,8 @@ export interface PredictResponse {
 export interface ModelInfo {
   version: string;
   arch: string;
+  /** For arch "ensemble": each member network's architecture. */
+  members?: string[];
   in_chans: number;
   input_size: number;
   framing: string;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  architectureLabel,
   figureCaption,
   figureColumns,
   orderFigures,
@@ -55,5 +56,23 @@ describe("model summary", () => {
     expect(figureCaption(urls[2])).toBe("ROC curve on the held-out test split");
     expect(figureCaption("/v1/model/figures/new_plot-v2.png")).toBe("new plot v2");
     expect([figureColumns(urls[0]), figureColumns(urls[2])]).toEqual([3, 1]);
+  });
+
+  it("captions, orders and sizes an ensemble member's training curves as training curves", () => {
+    const member = "/v1/model/figures/training_curves_faces-v10.png";
+    const urls = ["/v1/model/figures/hardest_errors.png", member, "/v1/model/figures/roc.png"];
+    expect(orderFigures(urls)).toEqual([urls[2], member, urls[0]]);
+    expect(figureCaption(member)).toBe(
+      "Training curves of ensemble member faces-v10: loss and validation AUC per epoch",
+    );
+    expect(figureColumns(member)).toBe(2);
+  });
+
+  it("names an ensemble by its members", () => {
+    expect(architectureLabel("efficientnet_lite0", undefined)).toBe("efficientnet_lite0");
+    expect(architectureLabel("efficientnet_lite0", [])).toBe("efficientnet_lite0");
+    expect(architectureLabel("ensemble", ["efficientnet_lite0", "efficientnet_lite2"])).toBe(
+      "ensemble of efficientnet_lite0 + efficientnet_lite2",
+    );
   });
 });

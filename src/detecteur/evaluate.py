@@ -37,6 +37,7 @@ from detecteur.metrics import (
     fake_probabilities,
     fit_temperature,
     has_both_classes,
+    roc_auc_by_group,
 )
 from detecteur.model import load_model, pick_device, predict_logits, save_model
 from detecteur.preprocess import InputSpec, preprocess
@@ -300,6 +301,8 @@ def evaluate_run(
     test_probs = fake_probabilities(test_logits, temperature, adjustment)
     metrics = compute_metrics(test_labels, test_probs, threshold)
     validation = compute_metrics(val_labels, val_probs, threshold)
+    # As training logs it per epoch: the weakest source is what the overall AUC hides.
+    validation["roc_auc_by_source"] = roc_auc_by_group([r.source for r in val_records], val_labels, val_probs)
     calibration = {
         "logit_adjustment": list(adjustment),
         "temperature": temperature,

@@ -2,8 +2,10 @@
 
 A run directory is any folder holding `config.json` and `metrics.jsonl` (what `detecteur train` writes); an
 evaluated one also holds `report/report.json`. Runs are listed in the order they were started (the
-modification time of `config.json`, written once when a run starts). A run whose calibrated weights are those of
-a file in `models/` is marked with that file's version, so the table shows which run became which release.
+modification time of `config.json`, written once when a run starts). An ensemble (`detecteur ensemble`)
+trained nothing itself: it is listed once evaluated, as started from its members, with its evaluation's
+validation figures. A run whose calibrated weights are those of a file in `models/` is marked with that file's
+version, so the table shows which run became which release.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
+from detecteur.config import ENSEMBLE, RUN_BEST_MODEL_FILE, RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
+from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.files import atomic_write_text
 from detecteur.model import ModelFileError, read_metadata
 from detecteur.plots import BY_SOURCE_KEY, DPI
@@ -55,7 +58,9 @@ class RunSummary:
 def find_runs(runs_dir: Path) -> list[Path]:
     """Run directories under `runs_dir` (nested ones too, e.g. an ablation's cells), oldest first."""
     found = [
-        config.parent for config in runs_dir.rglob(RUN_CONFIG_FILE) if (config.parent / RUN_METRICS_FILE).is_file()
+        config.parent
+        for config in runs_dir.rglob(RUN_CONFIG_FILE)
+        if (config.parent / RUN_METRICS_FILE).is_file() or (config.parent / RUN_BEST_MODEL_FILE).is_file()
     ]
     return sorted(found, key=lambda run: ((run / RUN_CONFIG_FILE).stat().st_mtime, str(run)))
 
@@ -82,15 +87,22 @@ def _started_from(config: dict[str, Any]) -> str:
 
 
 def summarise_run(run_dir: Path, runs_dir: Path, releases: dict[str, str], recipes_dir: Path) -> RunSummary | None:
-    """One run's row, or None for a run that has not finished an epoch."""
-    epochs = read_epoch_metrics(run_dir)
-    if not epochs:
-        return None
+    """One run's row, or None for a run that has not finished an epoch (or an ensemble not yet evaluated)."""
     description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
     config = description["config"]
-    best = max(epochs, key=lambda epoch: epoch["val_auc"])
     report_file = run_dir / "report" / "report.json"
     test = json.loads(report_file.read_text()) if report_file.is_file() else None
+    epochs = read_epoch_metrics(run_dir)
+    if is_ensemble_run(description):
+        if test is None:
+            return None
+        # Trained nothing itself: its figures are those of the evaluation, at epoch 0.
+        validation = test["validation"]
+        best = {"epoch": 0, "val_auc": validation["roc_auc"], BY_SOURCE_KEY: validation.get("roc_auc_by_source", {})}
+    elif epochs:
+        best = max(epochs, key=lambda epoch: epoch["val_auc"])
+    else:
+        return None
     shipped_as = None
     calibrated = run_dir / RUN_CALIBRATED_MODEL_FILE
     if calibrated.is_file():
@@ -105,12 +117,16 @@ def summarise_run(run_dir: Path, runs_dir: Path, releases: dict[str, str], recip
         name=run_dir.relative_to(runs_dir).as_posix(),
         split_file=description.get("split_file"),
         recipe=recipe.as_posix() if recipe.is_file() else None,
-        arch=config["arch"],
+        arch=ENSEMBLE if is_ensemble_run(description) else config["arch"],
         in_chans=int(config["in_chans"]),
-        started_from=_started_from(config),
+        started_from=(
+            " + ".join(Path(member).name for member in description[ENSEMBLE_KEY])
+            if is_ensemble_run(description)
+            else _started_from(config)
+        ),
         train_images=sum(train_summary.values()) if isinstance(train_summary, dict) else None,
         epochs_run=len(epochs),
-        epochs_planned=int(config["epochs"]),
+        epochs_planned=len(epochs) if is_ensemble_run(description) else int(config["epochs"]),
         minutes=sum(epoch["seconds"] for epoch in epochs) / 60,
         images_per_second=sum(speeds) / len(speeds) if speeds else None,
         best_epoch=int(best["epoch"]),
