@@ -179,8 +179,9 @@ def markdown(summaries: list[RunSummary], runs_dir: Path) -> str:
     for summary in summaries:
         test = summary.test or {}
         hours, minutes = divmod(round(summary.minutes), 60)
-        epochs = f"{summary.epochs_run}/{summary.epochs_planned}"
-        images = f" on {summary.train_images}" if summary.train_images else ""
+        trained = summary.arch != ENSEMBLE  # an ensemble's training time is its members'
+        epochs = f"{summary.epochs_run}/{summary.epochs_planned}" if trained else "—"
+        images = f" on {summary.train_images}" if summary.train_images and trained else ""
         cells = [
             f"`{summary.name}`",
             _split_name(summary.split_file),
@@ -188,9 +189,9 @@ def markdown(summaries: list[RunSummary], runs_dir: Path) -> str:
             f"{summary.arch} {summary.in_chans}ch",
             summary.started_from,
             f"{epochs}{images}",
-            f"{hours}:{minutes:02d}",
+            f"{hours}:{minutes:02d}" if trained else "—",
             _figure(summary.images_per_second, 1),
-            f"{summary.best_val_auc:.4f} ({summary.best_epoch})",
+            f"{summary.best_val_auc:.4f} ({summary.best_epoch if trained else 'members averaged'})",
             *(_figure(summary.best_val_auc_by_source.get(source), 3) for source in SOURCES_WITH_AUC),
             _figure(test.get("roc_auc")),
             _figure(test.get("accuracy")),
