@@ -120,6 +120,10 @@ def test_runs_that_do_not_fit_together_are_refused_with_the_reason(
     assert "nowhere is not a finished training run" in result.output
     assert not (tmp_path / "x" / RUN_BEST_MODEL_FILE).exists()
 
+    result = runner.invoke(app, ["ensemble", str(toy_run), str(lite2_run), "--out", str(toy_run)])
+    assert result.exit_code == 2
+    assert "holds a run already" in result.output
+
 
 def test_metadata_says_ensemble_exactly_when_it_lists_members() -> None:
     with pytest.raises(ValidationError, match="an ensemble lists 2 or more"):
