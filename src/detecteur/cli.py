@@ -246,8 +246,6 @@ def ensemble(
     """One model from several trained runs: their logits averaged."""
     from detecteur.ensemble import EnsembleError, combine_runs
 
-    if (out / "config.json").exists():
-        raise _fail(f"{out} holds a run already; choose a new directory")
     try:
         model_file = combine_runs(members, out)
     except EnsembleError as error:

@@ -42,6 +42,8 @@ def combine_runs(member_runs: list[Path], run_dir: Path) -> Path:
         raise EnsembleError(f"an ensemble needs at least 2 runs, got {len(member_runs)}")
     if len({run.resolve() for run in member_runs}) < len(member_runs):
         raise EnsembleError("the same run is named twice")
+    if (run_dir / RUN_CONFIG_FILE).exists():
+        raise EnsembleError(f"{run_dir} holds a run already; choose a new directory")
     descriptions, networks, metadatas = [], [], []
     for run in member_runs:
         try:

@@ -27,6 +27,7 @@ from detecteur.config import (
     TrainConfig,
 )
 from detecteur.data import ImageRecord, make_loader, read_records, recompress_jpeg, scan_dataset, select_split
+from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.files import atomic_write_text
 from detecteur.metrics import (
     FloatArray,
@@ -41,7 +42,6 @@ from detecteur.metrics import (
 )
 from detecteur.model import load_model, pick_device, predict_logits, save_model
 from detecteur.preprocess import InputSpec, preprocess
-from detecteur.train import read_epoch_metrics
 
 
 def _format_value(value: Any) -> str:
@@ -313,11 +313,12 @@ def evaluate_run(
     }
     per_source = _per_source(test_records, test_labels, test_probs, threshold)
     figures = _draw_figures(test_labels, test_raw, test_probs, metrics["confusion_matrix"], out_dir)
-    if read_epoch_metrics(run_dir):
+    if is_ensemble_run(description):  # an ensemble trained nothing itself: its members did
+        for member in description[ENSEMBLE_KEY]:
+            curves = out_dir / f"training_curves_{Path(member).name}.png"
+            figures.append(str(plots.plot_training_curves(Path(member) / RUN_METRICS_FILE, curves)))
+    else:
         figures.append(str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png")))
-    for member in description.get("ensemble", []):  # an ensemble trained nothing itself: its members did
-        curves = out_dir / f"training_curves_{Path(member).name}.png"
-        figures.append(str(plots.plot_training_curves(Path(member) / RUN_METRICS_FILE, curves)))
     hardest_errors = _hardest_errors(test_records, test_labels, test_probs, threshold)
     if hardest_errors:
         title = "Most confidently wrong test images"

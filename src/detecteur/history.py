@@ -93,7 +93,8 @@ def summarise_run(run_dir: Path, runs_dir: Path, releases: dict[str, str], recip
     report_file = run_dir / "report" / "report.json"
     test = json.loads(report_file.read_text()) if report_file.is_file() else None
     epochs = read_epoch_metrics(run_dir)
-    if is_ensemble_run(description):
+    ensemble = is_ensemble_run(description)
+    if ensemble:
         if test is None:
             return None
         # Trained nothing itself: its figures are those of the evaluation, at epoch 0.
@@ -117,16 +118,14 @@ def summarise_run(run_dir: Path, runs_dir: Path, releases: dict[str, str], recip
         name=run_dir.relative_to(runs_dir).as_posix(),
         split_file=description.get("split_file"),
         recipe=recipe.as_posix() if recipe.is_file() else None,
-        arch=ENSEMBLE if is_ensemble_run(description) else config["arch"],
+        arch=ENSEMBLE if ensemble else config["arch"],
         in_chans=int(config["in_chans"]),
         started_from=(
-            " + ".join(Path(member).name for member in description[ENSEMBLE_KEY])
-            if is_ensemble_run(description)
-            else _started_from(config)
+            " + ".join(Path(member).name for member in description[ENSEMBLE_KEY]) if ensemble else _started_from(config)
         ),
         train_images=sum(train_summary.values()) if isinstance(train_summary, dict) else None,
         epochs_run=len(epochs),
-        epochs_planned=len(epochs) if is_ensemble_run(description) else int(config["epochs"]),
+        epochs_planned=len(epochs) if ensemble else int(config["epochs"]),
         minutes=sum(epoch["seconds"] for epoch in epochs) / 60,
         images_per_second=sum(speeds) / len(speeds) if speeds else None,
         best_epoch=int(best["epoch"]),
