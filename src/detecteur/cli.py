@@ -61,12 +61,16 @@ def data_faces(
     roots: Annotated[list[Path], typer.Argument(help="Dataset folders, each with real/ and/or fake/.")],
     out: Annotated[Path, typer.Option(help="Folder for the normalised face crops.")] = Path("data/faces"),
     size: Annotated[int, typer.Option(help="Side of the square crops, in pixels (the model input size).")] = 224,
+    native: Annotated[
+        bool, typer.Option(help="Keep each face crop at its own scale, lossless (PNG), instead of resizing it.")
+    ] = False,
 ) -> None:
-    """Detect the face in every image and write its normalised crop: one crop/resize/JPEG for all sources."""
+    """Detect the face in every image and write its crop: the normalised crop/resize/JPEG for all sources, or
+    with --native the face region at its own scale, its pixels untouched."""
     from detecteur.data import DataError, prepare_faces
 
     try:
-        counts = prepare_faces(roots, out, size)
+        counts = prepare_faces(roots, out, None if native else size)
     except (DataError, OSError) as error:
         raise _fail(str(error)) from error
     console.print(f"wrote {counts['images']} crops to {out}: {counts['without_face']} without a face (whole image)")
@@ -88,6 +92,32 @@ def data_split(
     write_records(records, out)
     console.print(f"wrote {out}")
     console.print(summarise(records))
+
+
+@data_app.command("reconstruct")
+def data_reconstruct(
+    split: Annotated[Path, typer.Argument(help="Split CSV of native crops (`detecteur data faces --native`).")],
+    crops: Annotated[Path, typer.Option(help="The folder of native crops (holds faces.csv).")],
+    out: Annotated[Path, typer.Option(help="Split CSV to write: the input split plus the reconstructions.")],
+    per_source: Annotated[int, typer.Option(help="Training reals reconstructed per real source.")] = 100,
+) -> None:
+    """Aligned training fakes: training reals passed through the TAEF2 latent autoencoder (`synthesis.py`), added
+    to a copy of the split as source `taef2` (training rows, each in its real's subject group)."""
+    from dataclasses import replace
+
+    from detecteur.config import SYNTHETIC
+    from detecteur.data import DataError, read_records, summarise, write_records
+    from detecteur.synthesis import ALIGNED_SOURCE, reconstruct_reals
+
+    try:
+        records = read_records(split)
+    except DataError as error:
+        raise _fail(str(error)) from error
+    pairs = reconstruct_reals(records, crops, crops / ALIGNED_SOURCE, per_source)
+    added = [replace(real, path=file, label=SYNTHETIC, source=ALIGNED_SOURCE, phash=real.phash) for real, file in pairs]
+    write_records([r for r in records if r.source != ALIGNED_SOURCE] + added, out)
+    console.print(f"wrote {out}: {len(added)} reconstructions added")
+    console.print(summarise(added))
 
 
 @app.command()
@@ -187,13 +217,24 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     device: Annotated[str | None, typer.Option(help="cpu, cuda …")] = None,
     robustness: Annotated[bool, typer.Option(help="Also score the test split under JPEG/resize/blur.")] = False,
+    logo: Annotated[
+        Path | None, typer.Option(help="Recipe (TOML) to measure leave-one-generator-out, with --split and --out.")
+    ] = None,
+    split: Annotated[Path | None, typer.Option(help="Split CSV for --logo.")] = None,
+    cross_dataset: Annotated[
+        Path | None, typer.Option(help="With --logo: a {real,fake}/ folder of crops each fold model also scores.")
+    ] = None,
 ) -> None:
-    """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images."""
+    """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images; with --logo,
+    a recipe's leave-one-generator-out sweep (its fold runs go to runs/logo-<recipe>/)."""
     from detecteur.data import DataError
     from detecteur.evaluate import evaluate_folder, evaluate_run
     from detecteur.imaging import ImageError
     from detecteur.model import ModelFileError
 
+    if logo is not None:
+        _evaluate_logo(logo, split, out, cross_dataset)
+        return
     try:
         if run is not None:
             report = evaluate_run(run, out_dir=out, device_name=device, robustness=robustness)
@@ -210,6 +251,32 @@ def evaluate(
     for source, metrics in report.get("per_source", {}).items():
         console.print(_metrics_table(source, metrics))
     console.print(f"report and plots in {report['report_dir']}")
+
+
+def _evaluate_logo(recipe_file: Path, split: Path | None, out: Path | None, cross_dataset: Path | None) -> None:
+    from pydantic import ValidationError
+
+    from detecteur.config import TrainConfig
+    from detecteur.data import DataError
+    from detecteur.logo import run_logo
+
+    if split is None or out is None:
+        raise _fail("--logo needs --split SPLIT.csv and --out REPORT_DIR")
+    try:
+        recipe = TrainConfig.from_toml(recipe_file)
+    except (OSError, ValueError, ValidationError) as error:
+        raise _fail(f"{recipe_file}: {error}") from error
+    name = recipe_file.stem
+    try:
+        report = run_logo(recipe, name, split, Path("runs") / f"logo-{name}", out, cross_dataset)
+    except (DataError, OSError) as error:
+        raise _fail(str(error)) from error
+    for condition, figures in report["summary"].items():
+        console.print(
+            f"{condition}: mean AUC {figures['mean_auc']:.4f}, worst {figures['worst_auc']:.4f} "
+            f"({figures['worst_fold']})"
+        )
+    console.print(f"results in {out / 'logo.json'} and {out / 'logo.md'}")
 
 
 @app.command()

@@ -33,7 +33,14 @@ ENSEMBLE = "ensemble"
 ModelArch = Arch | Literal["ensemble"]
 # What the model was trained to look at: the whole image resized, or the normalised face crop of
 # `faces.normalise_face` (serving must then detect and crop faces the same way).
-Framing = Literal["whole_image", "face_crop"]
+# `native_face_crop`: the face region at the image's own scale, never resampled down; the model sees windows of
+# `input_size` cut from it (scored in several windows, averaged, when it is larger), so that the pixel-level
+# traces generators leave survive.
+Framing = Literal["whole_image", "face_crop", "native_face_crop"]
+# What the files of a split hold: `canonical` crops already normalised to the input size (`detecteur data faces`),
+# or `native` crops at their own scale (`detecteur data faces --native`), which a `face_crop` model gets
+# normalised on loading, exactly as serving normalises them.
+CropFiles = Literal["canonical", "native"]
 # How the service runs the network: torch, or ONNX Runtime on the graph exported from the same model file.
 BackendName = Literal["torch", "onnxruntime"]
 
@@ -64,16 +71,33 @@ class AugmentConfig(BaseModel):
     jpeg_quality: tuple[int, int] = (50, 95)
     blur_probability: float = 0.3
     blur_sigma: tuple[float, float] = (0.1, 1.5)
+    # `native_face_crop` only: share of training faces shrunk by a random factor in `downscale_range` before the
+    # degradations (a web thumbnail of the same face), identically for reals and fakes.
+    downscale_probability: float = Field(0.0, ge=0.0, le=1.0)
+    downscale_range: tuple[float, float] = (0.5, 1.0)
 
     @model_validator(mode="after")
     def _check_ranges(self) -> AugmentConfig:
-        for name in ("crop_scale", "crop_ratio", "jpeg_quality", "blur_sigma"):
+        for name in ("crop_scale", "crop_ratio", "jpeg_quality", "blur_sigma", "downscale_range"):
             low, high = getattr(self, name)
             if low > high:
                 raise ValueError(f"augment.{name}: lower bound {low} is above upper bound {high}")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
             raise ValueError("augment.jpeg_quality must lie within 1..100")
         return self
+
+
+class LogoConfig(BaseModel):
+    """The fixed budget of one leave-one-generator-out fold (`detecteur evaluate --logo`): short runs that rank
+    recipes, not the shipped model's training."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Fake sources each held out in turn; the others train. Sources of made-from-reals fakes never are.
+    held_out: list[str] = ["stylegan-ffhq", "stylegan2-tpdne", "sdfd-sd21", "lfw-faceswap", "inswapper-ffhq"]
+    epochs: int = Field(2, ge=1)
+    max_train_images: int | None = Field(3000, ge=2)
+    max_eval_images: int | None = Field(600, ge=2)
 
 
 class TrainConfig(BaseModel):
@@ -112,7 +136,13 @@ class TrainConfig(BaseModel):
     # Give every (source, class) group the same share of draws (`data.source_balancing_weights`), before any
     # sharpness balancing: otherwise the largest sources set what the model spends its epochs on.
     balance_sources: bool = False
+    crop_files: CropFiles = "canonical"
+    # Sources left out of training and validation (leave-one-generator-out folds add theirs).
+    exclude_sources: list[str] = []
+    # Share of the real faces drawn that become self-blended fakes (`synthesis.self_blend`) for that draw.
+    self_blend_probability: float = Field(0.0, ge=0.0, le=1.0)
     augment: AugmentConfig = AugmentConfig()
+    logo: LogoConfig = LogoConfig()
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:

@@ -12,6 +12,7 @@ import io
 import math
 import os
 import random
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -26,10 +27,12 @@ from sklearn.model_selection import StratifiedGroupKFold
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
 from torchvision.transforms import v2
 
-from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig
+from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig, CropFiles, Framing
+from detecteur.faces import FaceBox, canonical_face, encode_face, native_face_crop
 from detecteur.files import atomic_path
 from detecteur.imaging import ImageError, decode_image
-from detecteur.preprocess import InputSpec, image_to_unit_tensor, laplacian_map, preprocess
+from detecteur.preprocess import RESAMPLING, InputSpec, image_to_unit_tensor, laplacian_map, model_windows, preprocess
+from detecteur.synthesis import self_blend
 
 CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
@@ -77,10 +80,21 @@ def scan_dataset(root: Path, source: str | None = None) -> list[ImageRecord]:
     for folder, label in CLASS_FOLDERS.items():
         if (root / folder).is_dir():
             for path in _image_files(root / folder):
-                records.append(ImageRecord(path, label, source, f"{source}/{folder}/{path.stem}", ""))
+                records.append(ImageRecord(path, label, source, f"{source}/{folder}/{person_id(path.stem)}", ""))
     if not records:
         raise DataError(f"{root} has no images under real/ or fake/")
     return records
+
+
+# Datasets that show one person in several files name the person in the file stem: the London set's
+# `neutral_NNN_03` and `smiling_NNN_08` are person NNN (its PROVENANCE.md).
+PERSON_IN_STEM = re.compile(r"^(?:neutral|smiling)_(\d+)_\d+$")
+
+
+def person_id(stem: str) -> str:
+    """The subject a file shows, from its stem: the person where the dataset names one, else the file itself."""
+    match = PERSON_IN_STEM.match(stem)
+    return f"person_{match.group(1)}" if match else stem
 
 
 def perceptual_hash(path: Path) -> str:
@@ -125,14 +139,25 @@ def build_manifest(roots: Iterable[Path], progress: bool = True) -> list[ImageRe
 FACE_LOG_FIELDS = ("source_path", "crop_path", "faces_found", "score", "x", "y", "width", "height")
 
 
-def prepare_faces(roots: Iterable[Path], out_dir: Path, size: int, progress: bool = True) -> dict[str, int]:
-    """Write the normalised face crop of every image under `roots` to `out_dir/<source>/{real,fake}/`.
+def _encoded_crop(image: Image.Image, box: FaceBox | None, size: int | None) -> bytes:
+    """The bytes a prepared crop file holds: the canonical JPEG at `size`, or (`size` None) the native crop as
+    lossless PNG, so that its pixels stay exactly the source's."""
+    if size is not None:
+        return encode_face(image, box, size)
+    buffer = io.BytesIO()
+    native_face_crop(image, box).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def prepare_faces(roots: Iterable[Path], out_dir: Path, size: int | None, progress: bool = True) -> dict[str, int]:
+    """Write the face crop of every image under `roots` to `out_dir/<source>/{real,fake}/`: the normalised
+    crop at `size` (JPEG), or with `size` None the native crop at the image's own scale (PNG).
 
     The most confident face is kept; where none is found the whole image is used (as serving does) and the
     log `out_dir/faces.csv` says so. Already written crops are kept, so an interrupted run resumes.
     Returns counts: images, with a face, without.
     """
-    from detecteur.faces import FaceFinder, encode_face
+    from detecteur.faces import FaceFinder
 
     records = [record for root in roots for record in scan_dataset(root)]
     finder = FaceFinder()
@@ -141,14 +166,15 @@ def prepare_faces(roots: Iterable[Path], out_dir: Path, size: int, progress: boo
     try:
         for record in track(records, description="cropping faces") if progress else records:
             folder = "fake" if record.label == SYNTHETIC else "real"
-            crop_path = out_dir / record.source / folder / f"{record.path.stem}.jpg"
+            suffix = ".png" if size is None else ".jpg"
+            crop_path = out_dir / record.source / folder / f"{record.path.stem}{suffix}"
             image = open_image(record.path)
             boxes = finder.detect(image)
             box = boxes[0] if boxes else None
             if not crop_path.exists():
                 crop_path.parent.mkdir(parents=True, exist_ok=True)
                 with atomic_path(crop_path) as temporary:
-                    temporary.write_bytes(encode_face(image, box, size))
+                    temporary.write_bytes(_encoded_crop(image, box, size))
             counts["images"] += 1
             counts["with_face" if box else "without_face"] += 1
             log_rows.append(
@@ -299,18 +325,45 @@ class BlockShift:
         return Image.fromarray(padded[pad - dy : pad - dy + height, pad - dx : pad - dx + width])
 
 
+def random_window(image: Image.Image, size: int) -> Image.Image:
+    """A `size`×`size` window at a random place in `image`, brought up to `size` first when it is smaller."""
+    if min(image.size) < size:
+        scale = size / min(image.size)
+        image = image.resize(
+            (max(size, round(image.width * scale)), max(size, round(image.height * scale))), RESAMPLING
+        )
+    left = random.randint(0, image.width - size)
+    top = random.randint(0, image.height - size)
+    return image.crop((left, top, left + size, top + size))
+
+
+def random_downscale(image: Image.Image, scale_range: tuple[float, float]) -> Image.Image:
+    scale = random.uniform(*scale_range)
+    size = (max(8, round(image.width * scale)), max(8, round(image.height * scale)))
+    method = random.choice((Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS))
+    return image.resize(size, method)
+
+
 class TrainingTransform:
     """Augmentation for training, then the one `preprocess`. Disabled, it *is* the serving transform.
 
     Degradations come last, in the order real uploads suffer them: blur from the camera or a resize,
-    then JPEG re-compression by the platform.
+    then JPEG re-compression by the platform. A `native_face_crop` model gets them on the face at its own scale,
+    then a random window of its input size (grid phase random, as a crop of a served image would be).
+    `canonicalise` (native crop files for a `face_crop` model) first normalises each crop exactly as serving does.
     """
 
-    def __init__(self, spec: InputSpec, augment: AugmentConfig) -> None:
+    def __init__(
+        self, spec: InputSpec, augment: AugmentConfig, native: bool = False, canonicalise: bool = False
+    ) -> None:
         self.spec = spec
         self.augment = augment
+        self.native = native
+        self.canonicalise = canonicalise
         geometric: list[Callable[[Image.Image], Image.Image]] = []
-        if augment.enabled:
+        if augment.enabled and native:
+            geometric += [v2.RandomHorizontalFlip()] if augment.horizontal_flip else []
+        elif augment.enabled:
             crop = v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio)
             interpolation = v2.InterpolationMode(augment.rotation_interpolation)
             rotation = [v2.RandomRotation(augment.rotation_degrees, interpolation=interpolation)]
@@ -322,25 +375,43 @@ class TrainingTransform:
                 geometric += [crop, *flip, *rotation]
             if augment.shift_blocks > 0:
                 geometric.append(BlockShift(augment.shift_blocks))
-            if augment.color_jitter > 0:
-                strength = augment.color_jitter
-                geometric.append(v2.ColorJitter(strength, strength, strength, min(0.5, strength / 4)))
+        if augment.enabled and augment.color_jitter > 0:
+            strength = augment.color_jitter
+            geometric.append(v2.ColorJitter(strength, strength, strength, min(0.5, strength / 4)))
         self._pipeline = v2.Compose(geometric) if geometric else None
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        if self.canonicalise:
+            image = canonical_face(image, self.spec.input_size)
         if self._pipeline is not None:
             image = self._pipeline(image)
+            if self.native and random.random() < self.augment.downscale_probability:
+                image = random_downscale(image, self.augment.downscale_range)
             if random.random() < self.augment.blur_probability:
                 image = image.filter(ImageFilter.GaussianBlur(random.uniform(*self.augment.blur_sigma)))
             if random.random() < self.augment.jpeg_probability:
                 image = recompress_jpeg(image, random.randint(*self.augment.jpeg_quality))
+        if self.native:
+            image = random_window(image, self.spec.input_size) if self.augment.enabled else self._centre(image)
         return preprocess(image, self.spec)
+
+    def _centre(self, image: Image.Image) -> Image.Image:
+        return model_windows(image, self.spec.input_size)[0]
 
 
 class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
-    def __init__(self, records: Sequence[ImageRecord], transform: Callable[[Image.Image], torch.Tensor]) -> None:
+    """(model input, label) per record; with `self_blend_probability`, that share of the real faces drawn becomes a
+    self-blended fake (`synthesis.self_blend`) for that draw."""
+
+    def __init__(
+        self,
+        records: Sequence[ImageRecord],
+        transform: Callable[[Image.Image], torch.Tensor],
+        self_blend_probability: float = 0.0,
+    ) -> None:
         self.records = list(records)
         self.transform = transform
+        self.self_blend_probability = self_blend_probability
 
     def __len__(self) -> int:
         return len(self.records)
@@ -351,7 +422,32 @@ class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
             image = open_image(record.path)
         except ImageError as error:
             raise DataError(f"{record.path}: {error}") from error
-        return self.transform(image), record.label
+        label = record.label
+        if label == AUTHENTIC and self.self_blend_probability > 0 and random.random() < self.self_blend_probability:
+            image, label = self_blend(image, random.Random(random.getrandbits(64))), SYNTHETIC
+        return self.transform(image), label
+
+
+def training_transforms(
+    spec: InputSpec, augment: AugmentConfig, framing: Framing, crop_files: CropFiles
+) -> tuple[TrainingTransform, TrainingTransform]:
+    """The (training, validation) transforms of a recipe: how its crop files reach the model."""
+    native = framing == "native_face_crop"
+    canonicalise = framing == "face_crop" and crop_files == "native"
+    return (
+        TrainingTransform(spec, augment, native, canonicalise),
+        TrainingTransform(spec, AugmentConfig(enabled=False), native, canonicalise),
+    )
+
+
+def without_sources(records: Sequence[ImageRecord], sources: Iterable[str]) -> list[ImageRecord]:
+    """The records of every source but `sources`; a name `<source>/fake` or `<source>/real` leaves out one class."""
+    excluded = set(sources)
+    return [
+        r
+        for r in records
+        if r.source not in excluded and f"{r.source}/{'fake' if r.label == SYNTHETIC else 'real'}" not in excluded
+    ]
 
 
 def make_loader(
@@ -365,6 +461,7 @@ def make_loader(
     sample_weights: Sequence[float] | None = None,
     transform: Callable[[Image.Image], torch.Tensor] | None = None,
     shard: tuple[int, int] | None = None,
+    self_blend_probability: float = 0.0,
 ) -> DataLoader[tuple[torch.Tensor, int]]:
     """Batches of (model input, label); `augment=None` gives the exact serving transform, and `transform`
     replaces both (evaluation under perturbations).
@@ -375,7 +472,7 @@ def make_loader(
     """
     transform = transform or TrainingTransform(spec, augment or AugmentConfig(enabled=False))
     rank, world_size = shard or (0, 1)
-    dataset = FaceDataset(records, transform)
+    dataset = FaceDataset(records, transform, self_blend_probability)
     # Distinct per process and per seed (the training loop passes one seed per epoch); `seed` itself on one process.
     generator = torch.Generator().manual_seed(seed * world_size + rank)
     sampler: Sampler[int] | None = None

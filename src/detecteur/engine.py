@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -19,7 +20,7 @@ from detecteur.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from detecteur.config import BackendName
 from detecteur.explain import grad_cam, overlay_png
 from detecteur.export import ensure_onnx
-from detecteur.faces import FaceBox, FaceFinder, normalise_face
+from detecteur.faces import FaceBox, FaceFinder, framed_windows, native_face_crop
 from detecteur.metrics import fake_probabilities
 from detecteur.model import ModelFileError, ModelMetadata, load_model, read_metadata
 from detecteur.preprocess import preprocess
@@ -121,13 +122,12 @@ class Detector:
         """The crops this model judges in `image`, each with its face box, and whether a face was found.
         A whole-image model judges the image itself; a face-crop model every detected face, or the whole
         image framed the same way when no face is found."""
-        size = self.metadata.input_size
         if self.face_finder is None or self.metadata.framing == "whole_image":
             return [(None, image)], False
         boxes = self.face_finder.detect(image)
         if not boxes:
-            return [(None, normalise_face(image, None, size))], False
-        return [(box, normalise_face(image, box, size)) for box in boxes], True
+            return [(None, native_face_crop(image, None))], False
+        return [(box, native_face_crop(image, box)) for box in boxes], True
 
     @property
     def model(self) -> nn.Module:
@@ -139,20 +139,40 @@ class Detector:
             return self._torch_model
 
     @torch.inference_mode()
-    def predict(self, crops: Sequence[Image.Image]) -> list[Verdict]:
+    def region_logits(self, regions: Sequence[Image.Image]) -> np.ndarray:
+        """N×2 logits, one row per region (see `regions`): the average over the windows the model looks at in it
+        (`faces.framed_windows`), run in batches."""
         spec = self.metadata.input_spec
-        verdicts: list[Verdict] = []
-        for start in range(0, len(crops), self.batch_size):
-            batch = torch.stack([preprocess(crop, spec) for crop in crops[start : start + self.batch_size]])
-            logits = self.backend.logits(batch)
-            probabilities = fake_probabilities(logits, self.metadata.temperature, self.metadata.logit_adjustment)
-            verdicts.extend(decide(float(p), self.metadata) for p in probabilities)
-        return verdicts
+        windows = [framed_windows(region, self.metadata.framing, spec.input_size) for region in regions]
+        flat = [window for group in windows for window in group]
+        logits = (
+            np.concatenate(
+                [
+                    self.backend.logits(
+                        torch.stack([preprocess(w, spec) for w in flat[start : start + self.batch_size]])
+                    )
+                    for start in range(0, len(flat), self.batch_size)
+                ]
+            )
+            if flat
+            else np.zeros((0, 2), dtype=np.float32)
+        )
+        ends = np.cumsum([len(group) for group in windows])
+        return np.stack([logits[end - len(group) : end].mean(axis=0) for group, end in zip(windows, ends, strict=True)])
 
-    def explain(self, crop: Image.Image) -> bytes:
-        """Grad-CAM overlay (PNG) of the evidence for the model's verdict in one model-ready crop."""
-        model_input = preprocess(crop, self.metadata.input_spec).to(self.device)
-        return overlay_png(crop.resize((self.metadata.input_size,) * 2), grad_cam(self.model, model_input))
+    def predict(self, regions: Sequence[Image.Image]) -> list[Verdict]:
+        """Calibrated verdicts, one per region (a native face crop, or the image for a whole-image model)."""
+        if not regions:
+            return []
+        logits = self.region_logits(regions)
+        probabilities = fake_probabilities(logits, self.metadata.temperature, self.metadata.logit_adjustment)
+        return [decide(float(p), self.metadata) for p in probabilities]
+
+    def explain(self, region: Image.Image) -> bytes:
+        """Grad-CAM overlay (PNG) of the evidence for the model's verdict in one region (its first window)."""
+        window = framed_windows(region, self.metadata.framing, self.metadata.input_size)[0]
+        model_input = preprocess(window, self.metadata.input_spec).to(self.device)
+        return overlay_png(window.resize((self.metadata.input_size,) * 2), grad_cam(self.model, model_input))
 
     def judge(self, image: Image.Image, explain: bool = False) -> ImageVerdict:
         """Verdicts for every face in `image` (see `regions`); with `explain`, a heatmap for each."""

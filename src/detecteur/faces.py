@@ -23,6 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from detecteur.config import Framing
+from detecteur.preprocess import model_windows
+
 ASSETS = Path(__file__).parent / "assets"
 DEFAULT_DETECTOR_FILE = ASSETS / "face_detection_short_range.tflite"
 # Square crop side = FACE_MARGIN × the larger side of BlazeFace's box (which spans brows to chin): the crop
@@ -108,24 +111,50 @@ class FaceFinder:
         self._finalizer()
 
 
-def encode_face(image: Image.Image, box: FaceBox | None, output_size: int) -> bytes:
-    """JPEG bytes of the normalised face crop: square crop with margin (the whole image, centre-cropped
-    square, when `box` is None), resampled to `output_size`, encoded once at a fixed quality.
-    Dataset preparation stores exactly these bytes."""
+def native_face_crop(image: Image.Image, box: FaceBox | None) -> Image.Image:
+    """The square face region at the image's own scale, nothing resampled or re-encoded: the square crop with
+    margin around `box`, or the centred square of the whole image when `box` is None."""
     image = image.convert("RGB")
     if box is None:
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
-        crop = image.crop((left, top, left + side, top + side))
-    else:
-        crop = image.crop(box.square_crop(image.width, image.height))
-    crop = crop.resize((output_size, output_size), Image.Resampling.BICUBIC)
+        return image.crop((left, top, left + side, top + side))
+    return image.crop(box.square_crop(image.width, image.height))
+
+
+def canonical_jpeg(crop: Image.Image, output_size: int) -> bytes:
+    """JPEG bytes of a face crop resampled to `output_size` and encoded once at a fixed quality: the canonical
+    form the `face_crop` framing gives every source."""
+    resized = crop.resize((output_size, output_size), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()
-    crop.save(buffer, format="JPEG", quality=NORMALISED_JPEG_QUALITY)
+    resized.save(buffer, format="JPEG", quality=NORMALISED_JPEG_QUALITY)
     return buffer.getvalue()
 
 
-def normalise_face(image: Image.Image, box: FaceBox | None, output_size: int) -> Image.Image:
-    """The face crop every model sees — pixel for pixel what a prepared training file decodes to."""
-    with Image.open(io.BytesIO(encode_face(image, box, output_size))) as encoded:
+def canonical_face(crop: Image.Image, output_size: int) -> Image.Image:
+    """`canonical_jpeg` decoded: what a `face_crop` model sees of a native face crop."""
+    with Image.open(io.BytesIO(canonical_jpeg(crop, output_size))) as encoded:
         return encoded.convert("RGB")
+
+
+def encode_face(image: Image.Image, box: FaceBox | None, output_size: int) -> bytes:
+    """JPEG bytes of the normalised face crop: square crop with margin (the whole image, centre-cropped
+    square, when `box` is None), resampled to `output_size`, encoded once at a fixed quality.
+    Dataset preparation stores exactly these bytes."""
+    return canonical_jpeg(native_face_crop(image, box), output_size)
+
+
+def normalise_face(image: Image.Image, box: FaceBox | None, output_size: int) -> Image.Image:
+    """The face crop every `face_crop` model sees — pixel for pixel what a prepared training file decodes to."""
+    return canonical_face(native_face_crop(image, box), output_size)
+
+
+def framed_windows(region: Image.Image, framing: Framing, input_size: int) -> list[Image.Image]:
+    """What a model with `framing` looks at in one region (a native face crop, or the whole image for a
+    `whole_image` model): the canonical crop, the image itself, or a native crop's windows (`model_windows`), whose
+    logits are averaged."""
+    if framing == "face_crop":
+        return [canonical_face(region, input_size)]
+    if framing == "native_face_crop":
+        return model_windows(region, input_size)
+    return [region]

@@ -323,6 +323,23 @@ def pick_device(requested: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+
+
+def mixed_precision_pays(device: torch.device) -> bool:
+    """Whether reduced-precision autocast speeds training up here: always on CUDA; on a CPU only with native bf16
+    instructions (measured on an AVX2-only CPU: a bf16 training step took 2.8× as long as fp32)."""
+    return device.type == "cuda" or bool(cpu_flags() & set(CPU_BF16_FLAGS))
+
+
 def autocast_context(device: torch.device, enabled: bool) -> torch.autocast:
     """bf16 autocast on CPU, fp16 on CUDA (paired with a GradScaler in training)."""
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16

@@ -43,6 +43,22 @@ def resize_for_model(image: Image.Image, input_size: int) -> Image.Image:
     return image
 
 
+def model_windows(crop: Image.Image, input_size: int) -> list[Image.Image]:
+    """The `input_size` windows a `native_face_crop` model judges in a native face crop, their logits averaged:
+    the crop brought up to `input_size` when it is smaller (one window), else its centre and the four windows
+    halfway between centre and corners — pixels as they are, never resampled down."""
+    crop = crop.convert("RGB")
+    if min(crop.size) <= input_size:
+        return [resize_for_model(crop, input_size)]
+    spare_x, spare_y = crop.width - input_size, crop.height - input_size
+    offsets = [(0.5, 0.5), (0.25, 0.25), (0.75, 0.25), (0.25, 0.75), (0.75, 0.75)]
+    windows = []
+    for fraction_x, fraction_y in offsets:
+        left, top = round(spare_x * fraction_x), round(spare_y * fraction_y)
+        windows.append(crop.crop((left, top, left + input_size, top + input_size)))
+    return windows
+
+
 def image_to_unit_tensor(image: Image.Image) -> torch.Tensor:
     """3×H×W float32 tensor on [0, 1] from an RGB PIL image."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)

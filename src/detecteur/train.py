@@ -56,6 +56,8 @@ from detecteur.data import (
     sharpness,
     stratified_subset,
     summarise,
+    training_transforms,
+    without_sources,
 )
 from detecteur.files import atomic_path, atomic_write_text, file_sha256
 from detecteur.metrics import compute_metrics, fake_probabilities, roc_auc_by_group
@@ -66,6 +68,7 @@ from detecteur.model import (
     build,
     input_spec_for,
     load_model,
+    mixed_precision_pays,
     pick_device,
     predict_logits,
     save_model,
@@ -242,7 +245,7 @@ def _train(
         raise RunError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     split_sha256 = file_sha256(split_file)
 
-    records = read_records(split_file)
+    records = without_sources(read_records(split_file), config.exclude_sources)
     train_records = stratified_subset(select_split(records, "train"), config.max_train_images, config.seed)
     val_records = stratified_subset(select_split(records, "val"), config.max_eval_images, config.seed)
     data_summary: dict[str, Any] = summarise(train_records + val_records)
@@ -250,6 +253,7 @@ def _train(
     if config.balance_sharpness or config.balance_sources:
         sample_weights, data_summary["sharpness_shortcut"] = _sampling_weights(train_records, config)
     spec = input_spec_for(config.arch, config.in_chans, config.input_size)
+    train_transform, val_transform = training_transforms(spec, config.augment, config.framing, config.crop_files)
 
     _seed_everything(config.seed)
     model = build(config.arch, in_chans=config.in_chans, pretrained=config.pretrained and not config.init_weights)
@@ -259,7 +263,7 @@ def _train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     class_weights = torch.tensor(config.class_weights, dtype=torch.float32, device=device)
     criterion = nn.CrossEntropyLoss(weight=class_weights)
-    use_amp = config.mixed_precision
+    use_amp = config.mixed_precision and mixed_precision_pays(device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
 
     start_epoch, best_val_auc, epochs_since_best = 1, -1.0, 0
@@ -307,7 +311,9 @@ def _train(
     if processes.world_size > 1:
         trained = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    val_loader = make_loader(val_records, spec, None, config.batch_size, config.num_workers, config.seed, shuffle=False)
+    val_loader = make_loader(
+        val_records, spec, None, config.batch_size, config.num_workers, config.seed, False, transform=val_transform
+    )
     val_sources = [record.source for record in val_records]  # in loader order: shuffle=False
     for epoch in range(start_epoch, config.epochs + 1):
         if epochs_since_best >= config.early_stopping_patience:
@@ -326,7 +332,9 @@ def _train(
             epoch_seed(config.seed, epoch),
             shuffle=True,
             sample_weights=sample_weights,
+            transform=train_transform,
             shard=processes.shard,
+            self_blend_probability=config.self_blend_probability,
         )
         started = time.perf_counter()
         trained.train()

@@ -1,0 +1,281 @@
+"""Leave-one-generator-out (LOGO): how a recipe does on generators it never saw, the figure recipes are chosen by.
+
+For each fake source in `recipe.logo.held_out`, a short run (the recipe on the fold's fixed budget) trains on every
+other source, its held-out generator left out of training and validation; then the held-out generator's fakes are
+scored against the reals of the test split, which no fold trains on. Two conditions: the faces as stored, and
+"web" — every face shrunk to a thumbnail size and re-encoded at JPEG q75, reals and fakes alike, as typical web
+images are. Sources differ in sharpness, so each fold's AUC is also given with the reals re-weighted so that
+sharpness alone scores 0.5 (`data.sharpness_balancing_weights`), with the one-statistic AUCs beside it: a fold
+whose sharpness or size AUC is far from 0.5 says more about the data than about the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from rich.console import Console
+from sklearn.metrics import roc_auc_score
+
+from detecteur.backends import TorchBackend
+from detecteur.config import AUTHENTIC, RUN_BEST_MODEL_FILE, RUN_METRICS_FILE, SYNTHETIC, TrainConfig
+from detecteur.data import (
+    ImageRecord,
+    open_image,
+    read_records,
+    recompress_jpeg,
+    scan_dataset,
+    select_split,
+    sharpness,
+    sharpness_balancing_weights,
+)
+from detecteur.faces import framed_windows
+from detecteur.files import atomic_write_text
+from detecteur.metrics import fake_probabilities
+from detecteur.model import ModelMetadata, load_model
+from detecteur.preprocess import preprocess
+
+console = Console(stderr=True)
+
+# The most images of each class a fold scores (a cheap fixed budget; sampled with a fixed seed).
+MAX_FOLD_FAKES = 200
+MAX_FOLD_REALS = 300
+# The in-distribution false-positive rate the fold's threshold is set to on its validation reals.
+TARGET_VALIDATION_FPR = 0.03
+WEB_JPEG_QUALITY = 75
+WEB_SIDE_RANGE = (150, 230)  # a face crop in a 200–256 px web image
+CONDITIONS = ("stored", "web")
+
+
+def web_version(image: Image.Image, key: str) -> Image.Image:
+    """`image` as a typical web copy: shrunk (never enlarged) to a side drawn from `WEB_SIDE_RANGE` by a seed
+    taken from `key`, so every run scores the same copy, then re-encoded at JPEG q75."""
+    rng = random.Random(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
+    side = rng.randint(*WEB_SIDE_RANGE)
+    if min(image.size) > side:
+        scale = side / min(image.size)
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BICUBIC)
+    return recompress_jpeg(image, WEB_JPEG_QUALITY)
+
+
+@torch.inference_mode()
+def score_regions(model: torch.nn.Module, metadata: ModelMetadata, regions: Sequence[Image.Image]) -> np.ndarray:
+    """Uncalibrated fake probabilities of native face crops, windows averaged as the service does."""
+    backend = TorchBackend(model, torch.device("cpu"))
+    spec = metadata.input_spec
+    logits = []
+    for region in regions:
+        windows = framed_windows(region, metadata.framing, spec.input_size)
+        logits.append(backend.logits(torch.stack([preprocess(w, spec) for w in windows])).mean(axis=0))
+    return fake_probabilities(np.stack(logits))
+
+
+def _sample(records: Sequence[ImageRecord], limit: int, seed: int = 0) -> list[ImageRecord]:
+    chosen = list(records) if len(records) <= limit else random.Random(seed).sample(list(records), limit)
+    return sorted(chosen, key=lambda r: str(r.path))
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> float | None:
+    if len(set(labels.tolist())) < 2:
+        return None
+    auc = float(roc_auc_score(labels, scores, sample_weight=weights))
+    return auc
+
+
+@dataclass
+class ConditionResult:
+    auc: float | None  # reals re-weighted so that sharpness alone scores 0.5
+    auc_unweighted: float | None
+    sharpness_auc: float | None  # sharpness alone as the score, unweighted
+    sharpness_auc_weighted: float | None
+    size_auc_weighted: float | None  # the stored crop's side alone as the score
+    recall: float  # of the held-out fakes at the fold's threshold
+    fpr_by_real_source: dict[str, float]
+
+
+def evaluate_condition(
+    probabilities: np.ndarray,
+    records: Sequence[ImageRecord],
+    regions: Sequence[Image.Image],
+    sizes: np.ndarray,
+    threshold: float,
+) -> ConditionResult:
+    labels = np.array([r.label for r in records])
+    sharp = np.array([sharpness(region) for region in regions])
+    weights = sharpness_balancing_weights(labels.tolist(), sharp.tolist())
+    fakes, reals = labels == SYNTHETIC, labels == AUTHENTIC
+    fpr = {
+        source: float((probabilities[reals & (np.array([r.source for r in records]) == source)] >= threshold).mean())
+        for source in sorted({r.source for r in records if r.label == AUTHENTIC})
+    }
+    return ConditionResult(
+        auc=_auc(labels, probabilities, weights),
+        auc_unweighted=_auc(labels, probabilities),
+        sharpness_auc=_auc(labels, sharp),
+        sharpness_auc_weighted=_auc(labels, sharp, weights),
+        size_auc_weighted=_auc(labels, sizes, weights),
+        recall=float((probabilities[fakes] >= threshold).mean()) if fakes.any() else float("nan"),
+        fpr_by_real_source=fpr,
+    )
+
+
+def score_records(
+    model: torch.nn.Module, metadata: ModelMetadata, records: Sequence[ImageRecord], threshold: float
+) -> dict[str, ConditionResult]:
+    """The model's results on `records` (fakes and reals) in each condition."""
+    stored = [open_image(r.path) for r in records]
+    sizes = np.array([min(image.size) for image in stored], dtype=np.float64)
+    results = {}
+    for condition in CONDITIONS:
+        regions = (
+            stored
+            if condition == "stored"
+            else [web_version(im, str(r.path)) for im, r in zip(stored, records, strict=True)]
+        )
+        probabilities = score_regions(model, metadata, regions)
+        results[condition] = evaluate_condition(probabilities, records, regions, sizes, threshold)
+    return results
+
+
+def fold_threshold(model: torch.nn.Module, metadata: ModelMetadata, validation_reals: Sequence[ImageRecord]) -> float:
+    """The probability above which `TARGET_VALIDATION_FPR` of the fold's validation reals lie."""
+    probabilities = score_regions(model, metadata, [open_image(r.path) for r in validation_reals])
+    return float(np.quantile(probabilities, 1 - TARGET_VALIDATION_FPR))
+
+
+def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
+    """The recipe on the fold's budget, with `held_out` left out of training and validation."""
+    budget = recipe.logo
+    return recipe.model_copy(
+        update={
+            "exclude_sources": [*recipe.exclude_sources, held_out],
+            "epochs": budget.epochs,
+            "max_train_images": budget.max_train_images,
+            "max_eval_images": budget.max_eval_images,
+            "early_stopping_patience": budget.epochs + 1,
+        }
+    )
+
+
+def _fold_finished(run_dir: Path, epochs: int) -> bool:
+    metrics = run_dir / RUN_METRICS_FILE
+    return metrics.is_file() and len(metrics.read_text().splitlines()) >= epochs
+
+
+def run_fold(
+    recipe: TrainConfig, held_out: str, split_file: Path, run_dir: Path, cross_dataset: Path | None
+) -> dict[str, Any]:
+    """Train (or resume) one fold and score it: the held-out generator, and the cross-dataset folder if given."""
+    from detecteur.train import train
+
+    config = fold_config(recipe, held_out)
+    if not _fold_finished(run_dir, config.epochs):
+        train(config, split_file, run_dir, resume=(run_dir / "checkpoint.pt").exists())
+    model, metadata = load_model(run_dir / RUN_BEST_MODEL_FILE)
+    records = read_records(split_file)
+    validation_reals = _sample(
+        [r for r in select_split(records, "val") if r.label == AUTHENTIC and r.source not in config.exclude_sources],
+        MAX_FOLD_REALS,
+    )
+    threshold = fold_threshold(model, metadata, validation_reals)
+    test_reals = _sample([r for r in select_split(records, "test") if r.label == AUTHENTIC], MAX_FOLD_REALS)
+    held_out_fakes = _sample([r for r in records if r.source == held_out and r.label == SYNTHETIC], MAX_FOLD_FAKES)
+    result: dict[str, Any] = {
+        "held_out": held_out,
+        "threshold": threshold,
+        "fakes": len(held_out_fakes),
+        "reals": len(test_reals),
+        "conditions": {
+            k: asdict(v) for k, v in score_records(model, metadata, held_out_fakes + test_reals, threshold).items()
+        },
+        "val_auc": max(json.loads(line)["val_auc"] for line in (run_dir / RUN_METRICS_FILE).read_text().splitlines()),
+    }
+    if cross_dataset is not None:
+        cross = _sample(scan_dataset(cross_dataset), MAX_FOLD_FAKES + MAX_FOLD_REALS)
+        result["cross_dataset"] = {
+            "name": cross_dataset.name,
+            "conditions": {k: asdict(v) for k, v in score_records(model, metadata, cross, threshold).items()},
+        }
+    return result
+
+
+def summarise_folds(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and worst fold AUC per condition: the figures recipes are chosen by."""
+    summary: dict[str, Any] = {}
+    for condition in CONDITIONS:
+        aucs = [fold["conditions"][condition]["auc"] for fold in folds]
+        recalls = [fold["conditions"][condition]["recall"] for fold in folds]
+        summary[condition] = {
+            "mean_auc": float(np.mean(aucs)),
+            "worst_auc": float(np.min(aucs)),
+            "worst_fold": folds[int(np.argmin(aucs))]["held_out"],
+            "mean_recall": float(np.mean(recalls)),
+            "worst_recall": float(np.min(recalls)),
+        }
+        cross = [fold["cross_dataset"]["conditions"][condition]["auc"] for fold in folds if "cross_dataset" in fold]
+        if cross:
+            summary[condition]["cross_dataset_mean_auc"] = float(np.mean(cross))
+    return summary
+
+
+def logo_markdown(report: dict[str, Any]) -> str:
+    lines = [f"# Leave-one-generator-out: {report['recipe']}", ""]
+    for condition in CONDITIONS:
+        s = report["summary"][condition]
+        lines += [
+            f"## {condition}: mean AUC {s['mean_auc']:.4f}, worst {s['worst_auc']:.4f} ({s['worst_fold']})",
+            "",
+            "| held-out generator | AUC (sharpness-matched) | AUC (plain) | sharpness AUC | size AUC | recall | "
+            "max real-source FPR | val AUC (floor) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for fold in report["folds"]:
+            c = fold["conditions"][condition]
+            lines.append(
+                f"| {fold['held_out']} | {c['auc']:.4f} | {c['auc_unweighted']:.4f} | {c['sharpness_auc']:.3f} → "
+                f"{c['sharpness_auc_weighted']:.3f} | {c['size_auc_weighted']:.3f} | {c['recall']:.3f} | "
+                f"{max(c['fpr_by_real_source'].values()):.3f} | {fold['val_auc']:.4f} |"
+            )
+        crosses = [f for f in report["folds"] if "cross_dataset" in f]
+        if crosses:
+            name = crosses[0]["cross_dataset"]["name"]
+            aucs = ", ".join(f"{f['cross_dataset']['conditions'][condition]['auc']:.3f}" for f in crosses)
+            lines += ["", f"Cross-dataset {name} (never trained on), AUC per fold model: {aucs}"]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_logo(
+    recipe: TrainConfig,
+    recipe_name: str,
+    split_file: Path,
+    runs_dir: Path,
+    out_dir: Path,
+    cross_dataset: Path | None = None,
+) -> dict[str, Any]:
+    """Every fold of `recipe`, then `logo.json` and `logo.md` in `out_dir` (rewritten after each fold, so an
+    interrupted sweep keeps what it measured and resumes where it stopped)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    folds: list[dict[str, Any]] = []
+    report: dict[str, Any] = {}
+    for held_out in recipe.logo.held_out:
+        console.print(f"[bold]LOGO fold: {held_out} held out[/bold]")
+        folds.append(run_fold(recipe, held_out, split_file, runs_dir / held_out, cross_dataset))
+        report = {
+            "recipe": recipe_name,
+            "split_file": str(split_file),
+            "budget": recipe.logo.model_dump(mode="json"),
+            "folds": folds,
+            "summary": summarise_folds(folds),
+        }
+        atomic_write_text(out_dir / "logo.json", json.dumps(report, indent=2) + "\n")
+        atomic_write_text(out_dir / "logo.md", logo_markdown(report))
+    return report

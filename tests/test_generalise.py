@@ -1,0 +1,173 @@
+"""The generalisation pipeline (#20): native face crops, their windows, fakes made from reals, and the
+leave-one-generator-out sweep on toy data."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig, LogoConfig
+from detecteur.data import (
+    TrainingTransform,
+    assign_splits,
+    build_manifest,
+    person_id,
+    read_records,
+    without_sources,
+    write_records,
+)
+from detecteur.faces import FaceBox, canonical_face, encode_face, framed_windows, native_face_crop, normalise_face
+from detecteur.logo import fold_config, run_logo, web_version
+from detecteur.preprocess import model_windows
+from detecteur.synthesis import TAEF2_DIR, Taef2, jpeg_like, self_blend
+from tests.conftest import toy_config
+from tests.toy_data import make_toy_dataset
+
+
+def _photo(size: tuple[int, int], seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
+
+
+def test_native_crop_keeps_the_pixels_and_the_canonical_crop_is_unchanged() -> None:
+    image = _photo((400, 300))
+    box = FaceBox(150, 100, 100, 100, 0.9)
+    crop = native_face_crop(image, box)
+    left, top, right, bottom = box.square_crop(400, 300)
+    assert crop.size == (right - left, bottom - top)
+    assert np.array_equal(np.asarray(crop), np.asarray(image)[top:bottom, left:right])
+    # The canonical crop of the native crop is byte for byte the prepared-file crop of earlier models.
+    assert np.array_equal(np.asarray(canonical_face(crop, 224)), np.asarray(normalise_face(image, box, 224)))
+    assert encode_face(image, box, 224)[:2] == b"\xff\xd8"
+
+
+def test_model_windows_never_shrink_a_large_crop() -> None:
+    large = _photo((300, 300))
+    windows = model_windows(large, 224)
+    assert len(windows) == 5
+    assert all(window.size == (224, 224) for window in windows)
+    # The centre window is the crop's own pixels, not a resampled copy.
+    assert np.array_equal(np.asarray(windows[0]), np.asarray(large)[38:262, 38:262])
+    small = _photo((150, 150))
+    assert [w.size for w in model_windows(small, 224)] == [(224, 224)]
+    assert [w.size for w in framed_windows(large, "face_crop", 224)] == [(224, 224)]
+    assert framed_windows(large, "whole_image", 224)[0] is large
+
+
+@pytest.mark.parametrize("side", [120, 224, 400])
+def test_native_training_transform_gives_model_inputs_at_any_crop_size(side: int) -> None:
+    spec = toy_config(input_size=64).model_copy()
+    from detecteur.model import input_spec_for
+
+    input_spec = input_spec_for(spec.arch, 4, 64)
+    augment = AugmentConfig(downscale_probability=1.0, jpeg_probability=1.0, jpeg_quality=(30, 100))
+    random.seed(0)
+    tensor = TrainingTransform(input_spec, augment, native=True)(_photo((side, side)))
+    assert tuple(tensor.shape) == (4, 64, 64)
+    served = TrainingTransform(input_spec, AugmentConfig(enabled=False), native=True)(_photo((side, side)))
+    assert tuple(served.shape) == (4, 64, 64)
+
+
+def test_self_blend_changes_the_face_and_leaves_the_border() -> None:
+    image = _photo((128, 128), seed=3).filter(__import__("PIL.ImageFilter", fromlist=["x"]).GaussianBlur(2))
+    blended = self_blend(image, random.Random(1))
+    before, after = np.asarray(image, dtype=int), np.asarray(blended, dtype=int)
+    assert blended.size == image.size
+    assert np.abs(after - before)[40:90, 40:90].mean() > 0.5  # the face region is altered
+    assert np.abs(after - before)[:4, :4].max() <= 1  # the corners are the original's
+    assert np.array_equal(after, np.asarray(self_blend(image, random.Random(1)), dtype=int))  # seeded
+
+
+def test_jpeg_like_reuses_the_references_tables(tmp_path: Path) -> None:
+    reference_path = tmp_path / "ref.jpg"
+    _photo((64, 64)).save(reference_path, format="JPEG", quality=60)
+    with Image.open(reference_path) as reference:
+        encoded = jpeg_like(_photo((64, 64), seed=5), reference)
+        again_path = tmp_path / "again.jpg"
+        encoded.save(again_path, format="JPEG", qtables=reference.quantization)
+        assert encoded.size == (64, 64)
+    png = tmp_path / "ref.png"
+    _photo((64, 64)).save(png)
+    with Image.open(png) as lossless:
+        untouched = _photo((64, 64), seed=5)
+        assert jpeg_like(untouched, lossless) is untouched
+
+
+@pytest.mark.realdata
+def test_taef2_reconstructs_a_face_closely() -> None:
+    if not TAEF2_DIR.is_dir():
+        pytest.skip(f"{TAEF2_DIR} is absent")
+    face_path = Path(__file__).parent / "data" / "samples" / "stylegan-ffhq-real-00006.jpg"
+    with Image.open(face_path) as face:
+        original = face.convert("RGB").crop((64, 64, 192, 192))
+    reconstruction = Taef2().reconstruct(original)
+    assert reconstruction.size == (128, 128)
+    error = np.mean((np.asarray(original, dtype=float) - np.asarray(reconstruction, dtype=float)) ** 2)
+    assert 10 * np.log10(255**2 / error) > 25  # same content; a wrong architecture gives ~17 dB
+
+
+def test_person_id_groups_the_london_set_by_person() -> None:
+    assert person_id("neutral_012_03") == person_id("smiling_012_08") == "person_012"
+    assert person_id("canada_003f") == "canada_003f"
+
+
+def test_web_version_is_deterministic_and_small() -> None:
+    image = _photo((400, 400))
+    first, second = web_version(image, "key"), web_version(image, "key")
+    assert np.array_equal(np.asarray(first), np.asarray(second))
+    assert 150 <= min(first.size) <= 230
+
+
+@pytest.fixture(scope="module")
+def two_generator_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Toy data with one real source and two fake-only "generators"."""
+    root = tmp_path_factory.mktemp("logo")
+    reals = make_toy_dataset(root / "camera", per_class=40, seed=1)
+    for fake in (reals / "fake").iterdir():
+        fake.unlink()
+    (reals / "fake").rmdir()
+    generators = []
+    for index, name in enumerate(("gen-a", "gen-b")):
+        folder = make_toy_dataset(root / name, per_class=30, seed=10 + index)
+        for real in (folder / "real").iterdir():
+            real.unlink()
+        (folder / "real").rmdir()
+        generators.append(folder)
+    split = root / "split.csv"
+    write_records(assign_splits(build_manifest([reals, *generators], progress=False), seed=0), split)
+    return split
+
+
+def test_without_sources_drops_a_source_or_one_class(two_generator_split: Path) -> None:
+    records = read_records(two_generator_split)
+    assert {r.source for r in without_sources(records, ["gen-a"])} == {"camera", "gen-b"}
+    kept = without_sources(records, ["camera/real"])
+    assert all(r.label == SYNTHETIC for r in kept)
+    assert any(r.label == AUTHENTIC for r in records)
+
+
+def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Path, tmp_path: Path) -> None:
+    recipe = toy_config(
+        framing="native_face_crop",
+        crop_files="native",
+        epochs=5,
+        logo=LogoConfig(held_out=["gen-a", "gen-b"], epochs=1, max_train_images=None, max_eval_images=None),
+    )
+    assert fold_config(recipe, "gen-a").exclude_sources == ["gen-a"]
+    report = run_logo(recipe, "toy", two_generator_split, tmp_path / "runs", tmp_path / "report")
+    assert [fold["held_out"] for fold in report["folds"]] == ["gen-a", "gen-b"]
+    for fold in report["folds"]:
+        trained_on = json.loads((tmp_path / "runs" / fold["held_out"] / "config.json").read_text())["data_summary"]
+        assert not any(group.startswith(fold["held_out"]) for split in ("train", "val") for group in trained_on[split])
+        for condition in ("stored", "web"):
+            figures = fold["conditions"][condition]
+            assert 0.0 <= figures["auc"] <= 1.0 and 0.0 <= figures["recall"] <= 1.0
+            assert set(figures["fpr_by_real_source"]) == {"camera"}
+    written = json.loads((tmp_path / "report" / "logo.json").read_text())
+    assert written["summary"]["web"]["worst_auc"] <= written["summary"]["web"]["mean_auc"]
+    assert "gen-a" in (tmp_path / "report" / "logo.md").read_text()
