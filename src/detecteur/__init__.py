@@ -5,9 +5,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+try:
+    # The one version number: pyproject.toml's, as installed. Typed nowhere else.
+    __version__ = version("detecteur")
+except PackageNotFoundError:  # sources on sys.path without an install: say so rather than guess
+    __version__ = "0+unknown"
 
 if TYPE_CHECKING:
     from detecteur.engine import Detector
