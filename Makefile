@@ -10,7 +10,7 @@ SAMPLES := tests/data/samples/*.jpg
 install: $(VENV)/.installed
 
 # Reinstall when the dependency list changes. pip takes torch 2.14.1 / torchvision 0.29.1 from this
-# machine's local wheel store (see README) — no multi-GB download.
+# machine's local wheel store (see docs/deploying.md) — no multi-GB download.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
