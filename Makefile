@@ -5,12 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SAMPLES := tests/data/samples/*.jpg
 
-.PHONY: install run predict test lint typecheck pytest clean dashboard frontend-test e2e screenshots bench soak
+.PHONY: install run predict test lint typecheck pytest clean dashboard frontend-test e2e screenshots bench soak types
 
 install: $(VENV)/.installed
 
 # Reinstall when the dependency list changes. pip takes torch 2.14.1 / torchvision 0.29.1 from this
-# machine's local wheel store (see README) — no multi-GB download.
+# machine's local wheel store (see docs/deploying.md) — no multi-GB download.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
@@ -65,6 +65,12 @@ frontend/out/index.html: frontend/node_modules/.installed $(FRONTEND_SOURCES)
 	touch $@
 
 dashboard: frontend/out/index.html
+
+# The dashboard's API types, generated from the service's OpenAPI schema: frontend/openapi.json, then
+# frontend/lib/api-schema.ts (tests/test_openapi_types.py and frontend/tests/apiSchema.test.ts fail when stale).
+types: install frontend/node_modules/.installed
+	$(BIN)/python -m scripts.export_openapi > frontend/openapi.json.tmp && mv frontend/openapi.json.tmp frontend/openapi.json
+	cd frontend && npx openapi-typescript openapi.json -o lib/api-schema.ts
 
 # Unit tests of the dashboard's logic (vitest) and its type check.
 frontend-test: frontend/node_modules/.installed

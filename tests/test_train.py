@@ -3,7 +3,9 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -94,7 +96,8 @@ def test_a_cosine_run_logs_the_learning_rate_of_each_epoch(toy_split: Path, tmp_
 def test_a_fine_tuning_stage_starts_from_the_saved_weights(toy_run: Path, toy_split: Path, tmp_path: Path) -> None:
     start = toy_run / RUN_BEST_MODEL_FILE
     # A learning rate this small barely moves the weights: what the stage ends with is what it started from.
-    config = toy_config(epochs=1, lr=1e-12, init_weights=start, max_train_images=32)
+    pin = file_sha256(start)
+    config = toy_config(epochs=1, lr=1e-12, init_weights=start, init_weights_sha256=pin, max_train_images=32)
     train(config, toy_split, tmp_path / "stage")
     before, _ = load_model(start)
     after, _ = load_model(tmp_path / "stage" / RUN_BEST_MODEL_FILE)
@@ -126,6 +129,14 @@ def test_a_fine_tuning_stage_refuses_weights_of_another_shape(toy_run: Path, toy
         train(config, toy_split, tmp_path / "stage")
 
 
+def test_a_fine_tuning_stage_refuses_a_start_file_that_does_not_match_its_pin(
+    toy_run: Path, toy_split: Path, tmp_path: Path
+) -> None:
+    config = toy_config(epochs=1, init_weights=toy_run / RUN_BEST_MODEL_FILE, init_weights_sha256="0" * 64)
+    with pytest.raises(RunError, match=r"but the recipe pins 0{64}: not the file"):
+        train(config, toy_split, tmp_path / "stage")
+
+
 def test_a_fine_tuning_stage_names_a_missing_start_file(toy_split: Path, tmp_path: Path) -> None:
     with pytest.raises(RunError, match="init_weights: model file not found"):
         train(toy_config(epochs=1, init_weights=tmp_path / "absent.safetensors"), toy_split, tmp_path / "stage")
@@ -147,26 +158,46 @@ def test_sharpness_balancing_is_measured_and_recorded(toy_split: Path, tmp_path:
     assert abs(proof["sharpness_auc_weighted"] - 0.5) <= abs(proof["sharpness_auc_unweighted"] - 0.5) + 1e-9
 
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RECIPES = sorted([*CONFIGS.glob("*.toml"), *(CONFIGS / "archive").glob("*.toml")])
+# How a recipe says where its released starting model is: `git show COMMIT:PATH > PATH` in a comment.
+GIT_SHOW = re.compile(r"git show ([0-9a-f]{7,40}):(\S+) > (\S+)")
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.name)
-def test_every_committed_recipe_parses_and_starts_from_a_committed_model_that_fits_it(recipe: Path) -> None:
+def _released_model(recipe: Path, config: TrainConfig, scratch: Path) -> Path:
+    """The recipe's starting model as the commit its comment names holds it, written under `scratch`."""
+    assert config.init_weights is not None
+    where = GIT_SHOW.search(recipe.read_text())
+    assert where is not None, f"{recipe.name} does not say which commit holds {config.init_weights}"
+    commit, path, out = where.groups()
+    assert Path(path) == config.init_weights == Path(out)
+    blob = subprocess.run(
+        ["git", "-C", str(CONFIGS), "cat-file", "blob", f"{commit}:{path}"], capture_output=True, check=False
+    )
+    if blob.returncode != 0:
+        pytest.skip(f"needs the git history that holds {commit}:{path} (a full clone)")
+    copy = scratch / config.init_weights.name
+    copy.write_bytes(blob.stdout)
+    return copy
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.relative_to(CONFIGS).as_posix())
+def test_every_committed_recipe_parses_and_starts_from_a_pinned_model_that_fits_it(
+    recipe: Path, tmp_path: Path
+) -> None:
     config = TrainConfig.from_toml(recipe)
-    if config.init_weights is not None and config.init_weights.parts[0] == "runs":
+    if config.init_weights is None:
+        return
+    if config.init_weights.parts[0] == "runs":
         # A stage started from a run that was not shipped: the recipe of that run must be committed instead.
-        parent = TrainConfig.from_toml(recipe.parent / f"{config.init_weights.parts[1]}.toml")
-        assert (parent.arch, parent.in_chans, parent.input_size, parent.framing) == (
-            config.arch,
-            config.in_chans,
-            config.input_size,
-            config.framing,
-        )
-    elif config.init_weights is not None:
-        start = read_metadata(recipe.parents[1] / config.init_weights)
-        assert (start.arch, start.in_chans, start.input_size, start.framing) == (
-            config.arch,
-            config.in_chans,
-            config.input_size,
-            config.framing,
-        )
+        name = f"{config.init_weights.parts[1]}.toml"
+        parent = TrainConfig.from_toml(next(path for path in RECIPES if path.name == name))
+        fits = (parent.arch, parent.in_chans, parent.input_size, parent.framing)
+    else:
+        # A released model: pinned by sha256; models/ holds only the served one, git history the others.
+        assert config.init_weights_sha256 is not None, f"{recipe.name} does not pin {config.init_weights}"
+        start = _released_model(recipe, config, tmp_path)
+        assert file_sha256(start) == config.init_weights_sha256
+        metadata = read_metadata(start)
+        fits = (metadata.arch, metadata.in_chans, metadata.input_size, metadata.framing)
+    assert fits == (config.arch, config.in_chans, config.input_size, config.framing)

@@ -3,7 +3,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { ErrorAlert, Working } from "./AnalysisStatus";
 import DropZone from "./DropZone";
-import FaceCard from "./FaceCard";
+import FaceCard, { type EvidenceState } from "./FaceCard";
 import ImagePreview from "./ImagePreview";
 import VerdictBadge from "./VerdictBadge";
 import { explainError, predictImage, type ErrorExplanation } from "@/lib/api";
@@ -11,8 +11,6 @@ import { entryFrom, type HistoryEntry } from "@/lib/history";
 import { makeThumbnail } from "@/lib/thumbnail";
 import type { ImageResult, PredictResponse } from "@/lib/types";
 import { percent } from "@/lib/verdict";
-
-export type EvidenceState = "none" | "loading" | "ready" | "failed";
 
 interface Analysis {
   id: number;

@@ -1,9 +1,11 @@
 /* eslint-disable @next/next/no-img-element */
-import type { EvidenceState } from "./AnalyseView";
 import ProbabilityBar from "./ProbabilityBar";
 import VerdictBadge from "./VerdictBadge";
 import type { FaceResult } from "@/lib/types";
 import { explainVerdict, percent, verdictStyle } from "@/lib/verdict";
+
+// Where the Grad-CAM overlay of a face stands: not asked for, being fetched, shown, or refused by the API.
+export type EvidenceState = "none" | "loading" | "ready" | "failed";
 
 /** One judged face: verdict, calibrated probability against the threshold and band, and its evidence. */
 export default function FaceCard({

@@ -112,6 +112,9 @@ class TrainConfig(BaseModel):
     # A fine-tuning stage: start from this saved model's weights (same arch, channels and input size) instead of
     # ImageNet's; the run records its sha256.
     init_weights: Path | None = None
+    # The sha256 of the `init_weights` file, checked before training starts from it: released models leave the
+    # checkout (the recipe's comment names the commit that still holds the file), so the pin says which file it is.
+    init_weights_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     input_size: int = Field(224, ge=32, le=1024)
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)

@@ -4,6 +4,7 @@ training."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -17,15 +18,20 @@ from PIL import Image
 from torch import nn
 
 from detecteur.backends import Backend, OnnxRuntimeBackend, TorchBackend
-from detecteur.config import BackendName
+from detecteur.config import BackendName, Settings
 from detecteur.explain import grad_cam, overlay_png
 from detecteur.export import ensure_onnx
 from detecteur.faces import FaceBox, FaceFinder, framed_windows, native_face_crop
+from detecteur.image_source import ImageLimits, ImageSource, open_source
 from detecteur.metrics import fake_probabilities
 from detecteur.model import ModelFileError, ModelMetadata, load_model, read_metadata
 from detecteur.preprocess import preprocess
 
 log = logging.getLogger(__name__)
+
+# The clone this module was imported from (src/detecteur/engine.py → the repository root), where `Detector.load`
+# also looks for a relative model path, so it finds the shipped model from any working directory.
+CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
 
 VerdictLabel = Literal["authentic", "borderline", "synthetic"]
 
@@ -79,7 +85,8 @@ class Detector:
     `backend` runs the network with torch or with ONNX Runtime on the graph exported from the same file
     (`onnx_path`, default: exported once into `export.default_cache_dir()`); both are fed by `preprocess`.
     `threads` caps the intra-op threads of one inference (None: leave torch's default). Grad-CAM needs
-    gradients, so `explain` always uses the torch model, loaded on first use under ONNX Runtime."""
+    gradients, so `explain` always uses the torch model, loaded on first use under ONNX Runtime.
+    `limits` bound the files and bytes `judge` decodes (default: the service's default upload limits)."""
 
     def __init__(
         self,
@@ -90,8 +97,10 @@ class Detector:
         backend: BackendName = "torch",
         onnx_path: Path | None = None,
         threads: int | None = None,
+        limits: ImageLimits | None = None,
     ) -> None:
         self.model_path = model_path
+        self.limits = limits or ImageLimits()
         self.device = torch.device(device)
         if threads is not None:
             torch.set_num_threads(threads)  # process-wide: preprocessing and the torch backend
@@ -117,6 +126,23 @@ class Detector:
         self.face_finder = face_finder
         if self.metadata.framing == "face_crop" and face_finder is None:
             self.face_finder = FaceFinder()
+
+    @classmethod
+    def load(cls, model_path: str | os.PathLike[str] | None = None, *, backend: BackendName = "torch") -> Detector:
+        """The shipped model (`Settings().model_path`, which `DETECTEUR_MODEL_PATH` overrides), or `model_path`,
+        on `Settings().device`, with the service's upload limits for the paths and bytes `judge` decodes.
+
+        A relative path is looked up in the working directory, then in the checkout this package runs from.
+        The default backend is torch, the reference one: nothing is exported or cached on disk, and `explain`
+        needs no second copy of the model (the service defaults to ONNX Runtime for speed)."""
+        settings = Settings()
+        return cls(
+            _locate_model(Path(model_path) if model_path is not None else settings.model_path),
+            device=settings.device,
+            batch_size=settings.batch_size,
+            backend=backend,
+            limits=ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels),
+        )
 
     def regions(self, image: Image.Image) -> tuple[list[tuple[FaceBox | None, Image.Image]], bool]:
         """The crops this model judges in `image`, each with its face box, and whether a face was found.
@@ -174,10 +200,13 @@ class Detector:
         model_input = preprocess(window, self.metadata.input_spec).to(self.device)
         return overlay_png(window.resize((self.metadata.input_size,) * 2), grad_cam(self.model, model_input))
 
-    def judge(self, image: Image.Image, explain: bool = False) -> ImageVerdict:
-        """Verdicts for every face in `image` (see `regions`); with `explain`, a heatmap for each."""
+    def judge(self, image: ImageSource, explain: bool = False) -> ImageVerdict:
+        """Verdicts for every face in `image` (see `regions`); with `explain`, a heatmap for each.
+        `image` is a PIL image, or a file path or bytes decoded within `limits` (see `image_source.open_source`
+        for what bad input raises)."""
+        decoded = open_source(image, self.limits)  # before the clock: decoding is not face time
         started = time.perf_counter()
-        regions, face_detected = self.regions(image)
+        regions, face_detected = self.regions(decoded)
         cropped = time.perf_counter()
         verdicts = self.predict([crop for _, crop in regions])
         heatmaps = [self.explain(crop) if explain else None for _, crop in regions]
@@ -196,3 +225,13 @@ class Detector:
         """One throw-away inference so the first request does not pay for lazy initialisation."""
         size = self.metadata.input_size
         self.judge(Image.new("RGB", (size, size), (128, 128, 128)))
+
+
+def _locate_model(path: Path) -> Path:
+    """`path` itself when it exists, else the same relative path inside the checkout; a clear error if neither."""
+    if path.exists():
+        return path
+    if not path.is_absolute() and (CHECKOUT_ROOT / path).exists():
+        return CHECKOUT_ROOT / path
+    where = str(path) if path.is_absolute() else f"{path} (looked in {Path.cwd()} and {CHECKOUT_ROOT})"
+    raise ModelFileError(f"model file not found: {where}; pass its path or set DETECTEUR_MODEL_PATH")

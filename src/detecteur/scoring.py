@@ -33,7 +33,8 @@ from detecteur.config import BackendName
 from detecteur.data import IMAGE_SUFFIXES
 from detecteur.engine import Detector, Verdict
 from detecteur.files import atomic_path
-from detecteur.imaging import ImageError, decode_image, read_limited
+from detecteur.image_source import ImageLimits, read_image_file
+from detecteur.imaging import ImageError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -68,12 +69,8 @@ class ScoringError(RuntimeError):
     """A scoring run that cannot start as asked (no images, an output written by another model)."""
 
 
-@dataclass(frozen=True)
-class Limits:
-    """The service's limits on one file (`Settings.max_upload_bytes`, `Settings.max_pixels`)."""
-
-    max_bytes: int
-    max_pixels: int
+# The service's limits on one file, the same type `Detector.judge` decodes paths and bytes with.
+Limits = ImageLimits
 
 
 @dataclass(frozen=True)
@@ -135,12 +132,6 @@ def _face_row(path: str, model_version: str, index: int, box: FaceBox | None, de
     }
 
 
-def _read_image(path: str, limits: Limits) -> Image.Image:
-    with open(path, "rb") as handle:
-        data = read_limited(handle, limits.max_bytes)
-    return decode_image(data, max_pixels=limits.max_pixels, max_bytes=limits.max_bytes).image
-
-
 def score_files(paths: Sequence[str], detector: Detector, limits: Limits) -> list[Row]:
     """Rows for a batch of files: every face of every image, the crops of the whole batch judged together.
     A file that cannot be read, decoded or searched for faces gets an error row; it never stops the batch."""
@@ -150,7 +141,7 @@ def score_files(paths: Sequence[str], detector: Detector, limits: Limits) -> lis
     crops: list[Image.Image] = []
     for path in paths:
         try:
-            regions, detected = detector.regions(_read_image(path, limits))
+            regions, detected = detector.regions(read_image_file(path, limits))
         except ImageError as error:
             rows.append(_error_row(path, version, f"{error.code}: {error}"))
             continue

@@ -164,7 +164,15 @@ def _start_from_saved_weights(model: nn.Module, config: TrainConfig) -> str:
     try:
         saved, metadata = load_model(config.init_weights)
     except ModelFileError as error:
-        raise RunError(f"init_weights: {error}") from error
+        # A pinned file is a released model no longer in the checkout: the recipe's comment names its commit.
+        how_to_get = "; the recipe's comment says which commit holds it" if config.init_weights_sha256 else ""
+        raise RunError(f"init_weights: {error}{how_to_get}") from error
+    sha256 = file_sha256(config.init_weights)
+    if config.init_weights_sha256 is not None and sha256 != config.init_weights_sha256:
+        raise RunError(
+            f"init_weights {config.init_weights} has sha256 {sha256}, but the recipe pins "
+            f"{config.init_weights_sha256}: not the file this stage starts from"
+        )
     expected = (config.arch, config.in_chans, config.input_size, config.framing)
     found = (metadata.arch, metadata.in_chans, metadata.input_size, metadata.framing)
     if found != expected:
@@ -186,7 +194,7 @@ def _start_from_saved_weights(model: nn.Module, config: TrainConfig) -> str:
                 parent_seed + parent_epochs,
             )
     model.load_state_dict(saved.state_dict())
-    return file_sha256(config.init_weights)
+    return sha256
 
 
 def _write_epoch_metrics(history: list[dict[str, Any]], run_dir: Path) -> None:

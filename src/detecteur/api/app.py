@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from detecteur import __version__
 from detecteur.api.dashboard import mount_dashboard
 from detecteur.api.limits import BodySizeLimit, InferenceQueue, QueueFull
 from detecteur.api.schemas import (
@@ -128,7 +129,7 @@ def create_app(
     app = FastAPI(
         title="Détecteur",
         summary="Is the face in this image authentic or synthetic / manipulated — how sure, and why.",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
     app.state.service = state
