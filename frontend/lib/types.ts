@@ -1,6 +1,7 @@
 /** The API contract, as `src/detecteur/api/schemas.py` defines it (see /docs on a running server). */
 
-export type Verdict = "authentic" | "borderline" | "synthetic";
+/** "uncertain": the model would have decided, but its score did not hold under mild degradations (issue 21). */
+export type Verdict = "authentic" | "borderline" | "synthetic" | "uncertain";
 
 export interface Box {
   x: number;
@@ -16,6 +17,33 @@ export interface FaceResult {
   verdict: Verdict;
   confidence: number;
   heatmap_png?: string | null;
+  stability?: Stability | null;
+}
+
+export interface Stability {
+  probabilities: Record<string, number>;
+  spread: number;
+  straddles_threshold: boolean;
+  stable: boolean;
+}
+
+export type Strength = "decisive" | "strong" | "moderate" | "weak" | "none";
+export type Conclusion = "synthetic" | "authentic" | "inconclusive";
+
+export interface EvidenceLine {
+  source: "pixel_model" | "content_credentials" | "metadata";
+  points_to: Conclusion;
+  strength: Strength;
+  statement: string;
+}
+
+export interface Evidence {
+  conclusion: Conclusion;
+  strength: Strength;
+  summary: string;
+  lines: EvidenceLine[];
+  content_credentials: Record<string, unknown> & { status: string };
+  metadata: Record<string, unknown> & { status: string };
 }
 
 export interface Timings {
@@ -34,6 +62,7 @@ export interface ImageResult {
   fake_probability: number;
   confidence: number;
   faces: FaceResult[];
+  evidence?: Evidence;
   timings: Timings;
 }
 
