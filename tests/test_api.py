@@ -11,10 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from detecteur.api.app import create_app
+from detecteur.api.app import create_app, threshold_centred
 from detecteur.config import Settings
 from detecteur.engine import Detector, decide
 from detecteur.model import build, read_metadata, save_model
+from tests import provenance_fixtures
 from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for
 
@@ -121,7 +122,9 @@ def test_predict_finds_the_face_and_returns_a_consistent_verdict(client: TestCli
     (face,) = result["faces"]
     assert face["box"]["width"] > 50 and face["box"]["score"] > 0.5
     expected = decide(face["fake_probability"], read_metadata(model_file))
-    assert face["verdict"] == expected.verdict == result["verdict"]
+    # With the stability check (on by default), a decided verdict that did not hold is "uncertain".
+    held = face["stability"]["stable"] or expected.verdict == "borderline"
+    assert face["verdict"] == (expected.verdict if held else "uncertain") == result["verdict"]
     assert face["confidence"] == pytest.approx(expected.confidence)
     timings = result["timings"]
     assert 0 <= timings["decode_ms"] <= timings["total_ms"] and timings["model_ms"] > 0
@@ -277,3 +280,97 @@ def test_a_body_over_the_request_limit_is_refused_before_it_is_parsed(client: Te
     streamed = client.post("/v1/predict", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"})
     assert streamed.status_code == 413
     assert client.get("/health").status_code == 200
+
+
+# Evidence lines: content credentials and metadata read from the upload, the stability check, and the seed route's
+# confidence (tests/provenance_fixtures.py makes the signed files).
+
+
+def test_a_signed_face_gets_its_content_credentials_and_every_evidence_line(client: TestClient) -> None:
+    result = post_image(client, provenance_fixtures.signed(FACE.read_bytes())).json()["results"][0]
+
+    evidence = result["evidence"]
+    credentials = evidence["content_credentials"]
+    assert credentials["status"] == "untrusted"
+    assert credentials["digital_source_types"] == ["trainedAlgorithmicMedia"]
+    assert credentials["claim_generator"] == "detecteur-tests 1.0"
+    assert [line["source"] for line in evidence["lines"]] == ["pixel_model", "content_credentials", "metadata"]
+    assert evidence["summary"] and evidence["strength"] in ("moderate", "none")
+    assert result["timings"]["provenance_ms"] >= 0
+    stability = result["faces"][0]["stability"]
+    assert set(stability["probabilities"]) == {"jpeg_q75", "resize_0.75", "shift_4px"}
+    assert 0 <= stability["spread"] <= 1
+
+
+def test_a_tampered_signed_face_is_reported_invalid(client: TestClient) -> None:
+    signed = provenance_fixtures.signed(FACE.read_bytes())
+    result = post_image(client, provenance_fixtures.tampered(signed)).json()["results"][0]
+
+    assert result["evidence"]["content_credentials"]["status"] == "invalid"
+    assert "assertion.dataHash.mismatch" in result["evidence"]["content_credentials"]["failures"]
+
+
+def test_camera_exif_and_xmp_reach_the_evidence_block(client: TestClient) -> None:
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "Canon EOS R6"
+    camera = post_image(client, encoded(Image.open(FACE), exif=exif.tobytes())).json()["results"][0]
+    xmp = post_image(client, encoded(Image.open(FACE), xmp=provenance_fixtures.xmp_packet())).json()["results"][0]
+
+    assert camera["evidence"]["metadata"]["camera_model"] == "Canon EOS R6"
+    assert xmp["evidence"]["metadata"]["digital_source_type"] == "trainedAlgorithmicMedia"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [provenance_fixtures.malformed_manifest, provenance_fixtures.nested_boxes, provenance_fixtures.exif_bomb],
+    ids=["malformed-manifest", "nested-boxes", "exif-bomb"],
+)
+def test_hostile_metadata_is_unreadable_evidence_not_a_server_error(client: TestClient, build: object) -> None:
+    response = post_image(client, build())  # type: ignore[operator]
+
+    assert response.status_code == 200, response.text
+    evidence = response.json()["results"][0]["evidence"]
+    assert evidence["content_credentials"]["status"] in ("absent", "unreadable")
+
+
+def test_a_huge_xmp_packet_is_a_4xx(client: TestClient) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", provenance_fixtures.xmp_packet(padding=3_000_000).decode(), zip=True)
+    response = post_image(client, encoded(Image.open(FACE), "PNG", pnginfo=info), name="face.png")
+
+    assert 400 <= response.status_code < 500
+    assert response.json()["error"]["code"] == "corrupt_image"
+
+
+def test_the_stability_check_can_be_turned_off(model_file: Path) -> None:
+    settings = Settings(model_path=model_file, stability_check=False)
+    with TestClient(create_app(settings)) as off:
+        wait_until_ready(off)
+        face = post_image(off, FACE.read_bytes()).json()["results"][0]["faces"][0]
+    assert face["stability"] is None
+
+
+@pytest.mark.parametrize(("p", "t"), [(0.49, 0.4877), (0.48, 0.4877), (0.6, 0.9), (0.95, 0.9), (0.0, 0.3), (1.0, 0.3)])
+def test_the_threshold_folded_into_calibration_sits_at_one_half(p: float, t: float) -> None:
+    centred = threshold_centred(p, t)
+    assert (centred >= 0.5) == (p >= t)
+    assert threshold_centred(t, t) == pytest.approx(0.5)
+
+
+def test_the_seed_route_never_pairs_a_result_with_a_confidence_under_50(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    save_model(
+        build("efficientnet_lite0", 4, pretrained=False),
+        metadata_for(framing="face_crop", threshold=0.9, borderline_band=(0.85, 0.95)),
+        path,
+    )
+    with TestClient(create_app(Settings(model_path=path, stability_check=False))) as seed_client:
+        wait_until_ready(seed_client)
+        for image in (FACE, OTHER_FACE):
+            body = post_image(seed_client, image.read_bytes(), route="/predict").json()
+            fake = post_image(seed_client, image.read_bytes()).json()["results"][0]["fake_probability"]
+            assert body["confidence"] >= 50
+            assert body["result"] == ("Fake" if fake >= 0.9 else "Real")
+            assert body["raw_scores"]["fake"] == pytest.approx(threshold_centred(fake, 0.9))

@@ -11,6 +11,7 @@ from detecteur.config import RUN_CALIBRATED_MODEL_FILE
 from detecteur.engine import decide
 from detecteur.evaluate import evaluate_run
 from detecteur.model import read_metadata
+from tests import provenance_fixtures
 from tests.toy_data import make_toy_dataset
 
 runner = CliRunner()
@@ -34,7 +35,8 @@ def test_data_commands_write_a_manifest_and_a_split(tmp_path: Path) -> None:
 
 def test_predict_prints_a_verdict_per_image_as_json(calibrated_model: Path, toy_root: Path) -> None:
     fake, real = sorted((toy_root / "fake").iterdir())[0], sorted((toy_root / "real").iterdir())[0]
-    result = runner.invoke(app, ["predict", str(fake), str(real), "--model", str(calibrated_model), "--json"])
+    arguments = ["predict", str(fake), str(real), "--model", str(calibrated_model), "--json", "--no-stability"]
+    result = runner.invoke(app, arguments)
     assert result.exit_code == 0, result.output
     results = json.loads(result.output)["results"]
     assert [r["image"] for r in results] == [str(fake), str(real)]
@@ -42,6 +44,23 @@ def test_predict_prints_a_verdict_per_image_as_json(calibrated_model: Path, toy_
     for r in results:
         assert r["verdict"] == decide(r["fake_probability"], metadata).verdict
         assert r["confidence"] == pytest.approx(max(r["fake_probability"], 1 - r["fake_probability"]))
+
+
+def test_predict_shows_the_evidence_lines_and_the_stability_check(calibrated_model: Path, tmp_path: Path) -> None:
+    signed = tmp_path / "signed.jpg"
+    signed.write_bytes(provenance_fixtures.signed())
+    as_json = runner.invoke(app, ["predict", str(signed), "--model", str(calibrated_model), "--json"])
+    table = runner.invoke(app, ["predict", str(signed), "--model", str(calibrated_model)])
+
+    assert as_json.exit_code == 0, as_json.output
+    (result,) = json.loads(as_json.output)["results"]
+    assert result["evidence"]["content_credentials"]["status"] == "untrusted"
+    sources = [line["source"] for line in result["evidence"]["lines"]]
+    assert sources == ["pixel_model", "content_credentials", "metadata"]
+    assert set(result["faces"][0]["stability"]["probabilities"]) == {"jpeg_q75", "resize_0.75", "shift_4px"}
+    assert table.exit_code == 0, table.output
+    assert result["evidence"]["summary"].split(":")[0] in " ".join(table.output.split())
+    assert "content credentials (" in table.output
 
 
 def test_predict_reports_an_unreadable_file_without_a_traceback(calibrated_model: Path, tmp_path: Path) -> None:

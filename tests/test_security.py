@@ -33,7 +33,7 @@ class StandInDetector:
         self.hold.set()
         self.entered = threading.Semaphore(0)
 
-    def judge(self, image: Image.Image, explain: bool = False) -> ImageVerdict:
+    def judge(self, image: Image.Image, explain: bool = False, **options: object) -> ImageVerdict:
         self.entered.release()
         self.hold.wait(timeout=30)
         return ImageVerdict(faces=[FaceVerdict(None, decide(0.1, self.metadata))], face_detected=False)

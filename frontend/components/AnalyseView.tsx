@@ -9,7 +9,7 @@ import VerdictBadge from "./VerdictBadge";
 import { explainError, predictImage, type ErrorExplanation } from "@/lib/api";
 import { entryFrom, type HistoryEntry } from "@/lib/history";
 import { makeThumbnail } from "@/lib/thumbnail";
-import type { ImageResult, PredictResponse } from "@/lib/types";
+import type { Evidence, EvidenceLine, ImageResult, PredictResponse } from "@/lib/types";
 import { percent } from "@/lib/verdict";
 
 interface Analysis {
@@ -171,6 +171,7 @@ function AnalysisCard({ analysis, onToggleEvidence }: { analysis: Analysis; onTo
                   verdict is less reliable.
                 </p>
               )}
+              {result.evidence && <EvidencePanel evidence={result.evidence} />}
               {result.faces.map((face, index) => (
                 <FaceCard
                   key={index}
@@ -190,6 +191,33 @@ function AnalysisCard({ analysis, onToggleEvidence }: { analysis: Analysis; onTo
         </div>
       )}
     </article>
+  );
+}
+
+const SOURCE_NAMES: Record<EvidenceLine["source"], string> = {
+  pixel_model: "Pixel model",
+  content_credentials: "Content Credentials (C2PA)",
+  metadata: "File metadata",
+};
+
+/** The evidence lines side by side, under a summary that claims no more than the strongest line (the API's own
+ * wording: the dashboard never strengthens it). */
+function EvidencePanel({ evidence }: { evidence: Evidence }) {
+  return (
+    <section data-testid="evidence" aria-label="Evidence" className="rounded-md border border-white/10 p-3 text-sm">
+      <p data-testid="evidence-summary">
+        <span className="font-semibold">Summary ({evidence.strength} evidence):</span> {evidence.summary}
+      </p>
+      <ul className="mt-2 grid gap-2 sm:grid-cols-3">
+        {evidence.lines.map((line) => (
+          <li key={line.source} data-testid={`evidence-${line.source}`} className="rounded border border-white/10 p-2 text-xs">
+            <p className="font-semibold">{SOURCE_NAMES[line.source]}</p>
+            <p className="text-text-muted">{line.strength === "none" ? "says nothing" : `${line.strength}, points to ${line.points_to}`}</p>
+            <p className="mt-1">{line.statement}</p>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 

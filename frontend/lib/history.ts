@@ -141,7 +141,7 @@ function randomId(): string {
     : `${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }
 
-const VERDICTS: ReadonlySet<string> = new Set(["authentic", "borderline", "synthetic"]);
+const VERDICTS: ReadonlySet<string> = new Set(["authentic", "borderline", "synthetic", "uncertain"]);
 const MEDIA: ReadonlySet<string> = new Set(["image", "video"]);
 
 function isEntry(value: unknown): value is HistoryEntry {

@@ -14,6 +14,10 @@ export type Timings = Schemas["Timings"];
 export type ImageResult = Schemas["ImageResult"];
 export type PredictResponse = Schemas["PredictResponse"];
 export type ErrorBody = Schemas["ErrorResponse"];
+/** The evidence lines of one image (issue 21): pixel model with its stability, content credentials, metadata. */
+export type Stability = Schemas["StabilityResult"];
+export type Evidence = Schemas["Evidence"];
+export type EvidenceLine = Schemas["EvidenceLine"];
 
 /** One training run that led to a model's weights (`GET /v1/model`'s `training_stages`, untyped in the schema). */
 export interface TrainingStage {

@@ -17,6 +17,11 @@ export const VERDICT_STYLES: Record<Verdict, VerdictStyle> = {
   authentic: { label: "Authentic", colour: "#34d399", meaning: "no sign of synthesis or manipulation found" },
   borderline: { label: "Borderline", colour: "#fbbf24", meaning: "the model is not sure either way" },
   synthetic: { label: "Synthetic", colour: "#fb7185", meaning: "likely generated or manipulated" },
+  uncertain: {
+    label: "Uncertain",
+    colour: "#a78bfa",
+    meaning: "the score does not hold under mild re-compression, resizing or a small shift",
+  },
 };
 
 export function verdictStyle(verdict: Verdict): VerdictStyle {
@@ -55,6 +60,9 @@ export function explainVerdict(
   band: readonly [number, number],
 ): string {
   const [low, high] = band;
+  if (verdict === "uncertain") {
+    return `Fake probability ${percent(fakeProbability, 1)}, but ${VERDICT_STYLES[verdict].meaning}: no verdict.`;
+  }
   const where =
     verdict === "borderline"
       ? `inside the borderline band (${percent(low)}–${percent(high)})`

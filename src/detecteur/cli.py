@@ -17,6 +17,7 @@ from detecteur.config import Settings, TrainConfig
 
 if TYPE_CHECKING:
     from detecteur.engine import ImageVerdict
+    from detecteur.provenance import Provenance
     from detecteur.video import VideoVerdict
 
 app = typer.Typer(no_args_is_help=True, help="Détecteur: is this face authentic or synthetic?")
@@ -339,16 +340,38 @@ def history(
     console.print(f"wrote {out / HISTORY_MARKDOWN}: {len(summaries)} runs")
 
 
-def _image_result(path: Path, judged: ImageVerdict) -> dict[str, object]:
+def _image_result(path: Path, judged: ImageVerdict, provenance: Provenance | None = None) -> dict[str, object]:
+    from detecteur.evidence import evidence_report
+
     top = judged.most_suspicious.verdict
-    return {
+    result: dict[str, object] = {
         "image": str(path),
         "verdict": top.verdict,
         "fake_probability": top.fake_probability,
         "confidence": top.confidence,
         "face_detected": judged.face_detected,
-        "faces": [{"box": asdict(face.box) if face.box else None, **asdict(face.verdict)} for face in judged.faces],
+        "faces": [
+            {
+                "box": asdict(face.box) if face.box else None,
+                **asdict(face.verdict),
+                "stability": asdict(face.stability) if face.stability else None,
+            }
+            for face in judged.faces
+        ],
     }
+    if provenance is not None:
+        result["evidence"] = evidence_report(top, judged.face_detected, provenance)
+    return result
+
+
+def _image_evidence_text(result: dict[str, object]) -> str:
+    """The evidence lines of one image under the table: the summary first, then each line."""
+    evidence = result["evidence"]
+    assert isinstance(evidence, dict)
+    lines = [f"[bold]{result['image']}[/]: {evidence['summary']} [dim](strength: {evidence['strength']})[/]"]
+    for line in evidence["lines"]:
+        lines.append(f"  • {line['source'].replace('_', ' ')} ({line['strength']}): {line['statement']}")
+    return "\n".join(lines)
 
 
 def _video_result(path: Path, judged: VideoVerdict) -> dict[str, object]:
@@ -410,14 +433,22 @@ def predict(
     images: Annotated[list[Path], typer.Argument(help="Image or video (MP4, MOV, WebM, AVI) files to judge.")],
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    stability: Annotated[
+        bool | None,
+        typer.Option(
+            "--stability/--no-stability", help="Re-score each face under mild degradations (default: the setting)."
+        ),
+    ] = None,
 ) -> None:
-    """Judge each image: per face (or the whole image) a calibrated fake probability, verdict and confidence;
-    the image's verdict is its most suspicious face. A video gets one row per person followed across its
-    sampled frames; its verdict is its most suspicious track."""
-    from detecteur.data import open_image
-    from detecteur.engine import Detector
-    from detecteur.imaging import ImageError
+    """Judge each image: per face (or the whole image) a calibrated fake probability, verdict and confidence
+    ("uncertain" when the verdict does not hold under mild re-compression, resizing or a shift); the image's
+    verdict is its most suspicious face. Each image also gets its evidence lines — pixel model, Content
+    Credentials (C2PA), file metadata — and a summary that claims no more than the strongest line. A video gets
+    one row per person followed across its sampled frames; its verdict is its most suspicious track."""
+    from detecteur.engine import STABILITY_MARGIN, Detector
+    from detecteur.imaging import FileTooLarge, ImageError, decode_image
     from detecteur.model import ModelFileError
+    from detecteur.provenance import load_trust_anchors, read_provenance
 
     settings = Settings()
     try:
@@ -442,20 +473,29 @@ def predict(
         except (OSError, VideoError) as error:
             videos.append({"video": str(path), "error": f"cannot read video: {error}"})
     results: list[dict[str, object]] = []
+    check = settings.stability_check if stability is None else stability
+    margin = settings.stability_margin or STABILITY_MARGIN
+    trust_anchors = load_trust_anchors(settings.c2pa_trust_anchors)
     for path in images:
         try:
-            results.append(_image_result(path, detector.judge(open_image(path))))
+            data = path.read_bytes()
+            if len(data) > settings.max_upload_bytes:
+                raise FileTooLarge(f"file is {len(data)} bytes; the limit is {settings.max_upload_bytes}")
+            # The file's own evidence is read from its bytes before decoding, as the service does.
+            provenance = read_provenance(data, trust_anchors)
+            image = decode_image(data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes).image
+            results.append(_image_result(path, detector.judge(image, stability=check, margin=margin), provenance))
         except (OSError, ImageError) as error:
             results.append({"image": str(path), "error": f"cannot read image: {error}"})
     if as_json:
         console.print_json(json.dumps({"model": detector.metadata.version, "results": results, "videos": videos}))
     elif images or not videos:
         table = Table(title=f"model {detector.metadata.version} (threshold {detector.metadata.threshold:.3f})")
-        for column in ("image", "verdict", "fake probability", "confidence", "faces"):
+        for column in ("image", "verdict", "fake probability", "spread", "faces", "credentials", "metadata"):
             table.add_column(column)
         for result in results:
             if "error" in result:
-                table.add_row(str(result["image"]), "[red]unreadable", "", "", "")
+                table.add_row(str(result["image"]), "[red]unreadable", "", "", "", "", "")
                 continue
             faces = result["faces"]
             assert isinstance(faces, list)
@@ -463,14 +503,22 @@ def predict(
                 found = "whole image"
             else:
                 found = str(len(faces)) if result["face_detected"] else "none (whole image judged)"
+            spreads = [face["stability"]["spread"] for face in faces if face.get("stability")]
+            evidence = result["evidence"]
+            assert isinstance(evidence, dict)
             table.add_row(
                 str(result["image"]),
                 str(result["verdict"]),
                 f"{result['fake_probability']:.3f}",
-                f"{result['confidence']:.1%}",
+                f"{max(spreads):.3f}" if spreads else "off",
                 found,
+                str(evidence["content_credentials"]["status"]),
+                str(evidence["metadata"]["status"]),
             )
         console.print(table)
+        for result in results:
+            if "evidence" in result:
+                console.print(_image_evidence_text(result), soft_wrap=True, highlight=False)
     if not as_json:
         threshold = f"threshold {detector.metadata.threshold:.3f}"
         for video in videos:

@@ -191,6 +191,16 @@ class Settings(BaseSettings):
     def threads_per_inference(self) -> int:
         return self.model_threads or max(1, len(os.sched_getaffinity(0)) // self.inference_threads)
 
+    # The stability check (`engine.degrade`): each face is also scored re-saved as JPEG q75, shrunk to 0.75× and
+    # shifted 4 px, in the same batch, and a decided verdict that does not hold becomes "uncertain". Costs three
+    # more forward passes per face (benchmarks/README.md); False turns it off for speed. None: the margin chosen on
+    # validation data (`engine.STABILITY_MARGIN`).
+    stability_check: bool = True
+    stability_margin: float | None = Field(None, gt=0, le=1)
+    # PEM file of C2PA trust anchors: Content Credentials whose certificate chains to one of them are `valid`;
+    # any other intact credential is `untrusted`. None: nothing is trusted.
+    c2pa_trust_anchors: Path | None = None
+
     # Images waiting for an inference thread, beyond those being judged; past it: 503 + Retry-After at once.
     max_queue: int = Field(32, ge=0)
     # A request still unanswered after this long (upload included) gets 408 (body still arriving) or 503.

@@ -3,6 +3,7 @@ training."""
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
@@ -33,7 +34,14 @@ log = logging.getLogger(__name__)
 # also looks for a relative model path, so it finds the shipped model from any working directory.
 CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
 
-VerdictLabel = Literal["authentic", "borderline", "synthetic"]
+VerdictLabel = Literal["authentic", "borderline", "synthetic", "uncertain"]
+
+# The stability check: the mild, deterministic degradations a face is also scored under (`degrade`), in this order.
+DEGRADATIONS: tuple[str, ...] = ("jpeg_q75", "resize_0.75", "shift_4px")
+# A decided face whose fake probability moves by more than this across the original and its degraded copies (or
+# whose copies land on both sides of the threshold) is `uncertain`. Chosen on validation faces with
+# scripts/stability_margin.py (docs/stability-margin.json, model card); `Settings.stability_margin` overrides it.
+STABILITY_MARGIN = 0.18
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,24 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Stability:
+    """The face's fake probability under each of `DEGRADATIONS`, and whether its verdict held across them."""
+
+    probabilities: dict[str, float]
+    spread: float  # max - min over the original and the degraded copies
+    straddles_threshold: bool  # some copies at or above the threshold, some below
+    stable: bool
+
+
+@dataclass(frozen=True)
 class FaceVerdict:
-    """One judged region: a detected face, or the whole image when `box` is None."""
+    """One judged region: a detected face, or the whole image when `box` is None. With the stability check on,
+    `verdict.verdict` is "uncertain" when a decided verdict did not hold under `DEGRADATIONS`."""
 
     box: FaceBox | None
     verdict: Verdict
     heatmap_png: bytes | None = None  # Grad-CAM overlay on the crop, when asked for
+    stability: Stability | None = None  # None when the check was off
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,39 @@ def decide(fake_probability: float, metadata: ModelMetadata) -> Verdict:
     else:
         label = "authentic"
     return Verdict(fake_probability, label, max(fake_probability, 1.0 - fake_probability))
+
+
+def degrade(crop: Image.Image) -> list[Image.Image]:
+    """The copies of a model-ready crop the stability check scores, one per `DEGRADATIONS` entry: re-saved as
+    JPEG at quality 75, shrunk to 0.75× (the model's resize brings it back), and shifted 4 px right and down with
+    the border replicated. Deterministic: the same crop always gives the same copies."""
+    buffer = io.BytesIO()
+    crop.save(buffer, format="JPEG", quality=75)
+    buffer.seek(0)
+    with Image.open(buffer) as reencoded:
+        jpeg = reencoded.convert("RGB")
+    width, height = crop.size
+    smaller = crop.resize((max(1, round(width * 0.75)), max(1, round(height * 0.75))), Image.Resampling.BILINEAR)
+    pixels = np.asarray(crop.convert("RGB"))
+    shifted = np.pad(pixels, ((4, 0), (4, 0), (0, 0)), mode="edge")[:height, :width]
+    return [jpeg, smaller, Image.fromarray(np.ascontiguousarray(shifted))]
+
+
+def stability_of(
+    verdict: Verdict, degraded: Sequence[float], metadata: ModelMetadata, margin: float
+) -> tuple[Verdict, Stability]:
+    """The stability rule: a face is stable when its original and degraded probabilities sit on one side of the
+    threshold and spread by at most `margin`. An unstable decided verdict becomes "uncertain" (its probability and
+    confidence are the original's); a borderline one stays borderline, which already decides nothing."""
+    everything = [verdict.fake_probability, *degraded]
+    spread = max(everything) - min(everything)
+    above = [p >= metadata.threshold for p in everything]
+    straddles = any(above) and not all(above)
+    stable = not straddles and spread <= margin
+    stability = Stability(dict(zip(DEGRADATIONS, degraded, strict=True)), spread, straddles, stable)
+    if not stable and verdict.verdict in ("authentic", "synthetic"):
+        verdict = Verdict(verdict.fake_probability, "uncertain", verdict.confidence)
+    return verdict, stability
 
 
 class Detector:
@@ -200,21 +253,35 @@ class Detector:
         model_input = preprocess(window, self.metadata.input_spec).to(self.device)
         return overlay_png(window.resize((self.metadata.input_size,) * 2), grad_cam(self.model, model_input))
 
-    def judge(self, image: ImageSource, explain: bool = False) -> ImageVerdict:
-        """Verdicts for every face in `image` (see `regions`); with `explain`, a heatmap for each.
+    def judge(
+        self, image: ImageSource, explain: bool = False, stability: bool = False, margin: float = STABILITY_MARGIN
+    ) -> ImageVerdict:
+        """Verdicts for every face in `image` (see `regions`); with `explain`, a heatmap for each. With
+        `stability`, each face is also scored under `DEGRADATIONS` in the same batch (see `stability_of`).
         `image` is a PIL image, or a file path or bytes decoded within `limits` (see `image_source.open_source`
         for what bad input raises)."""
         decoded = open_source(image, self.limits)  # before the clock: decoding is not face time
         started = time.perf_counter()
         regions, face_detected = self.regions(decoded)
         cropped = time.perf_counter()
-        verdicts = self.predict([crop for _, crop in regions])
+        crops = [crop for _, crop in regions]
+        copies = [copy for crop in crops for copy in degrade(crop)] if stability else []
+        scored = self.predict(crops + copies)
+        verdicts = scored[: len(crops)]
+        checks: list[Stability | None] = [None] * len(crops)
+        if stability:
+            n = len(DEGRADATIONS)
+            for index, verdict in enumerate(scored[: len(crops)]):
+                degraded = scored[len(crops) + index * n : len(crops) + (index + 1) * n]
+                verdicts[index], checks[index] = stability_of(
+                    verdict, [d.fake_probability for d in degraded], self.metadata, margin
+                )
         heatmaps = [self.explain(crop) if explain else None for _, crop in regions]
         finished = time.perf_counter()
         return ImageVerdict(
             [
-                FaceVerdict(box, verdict, heatmap)
-                for (box, _), verdict, heatmap in zip(regions, verdicts, heatmaps, strict=True)
+                FaceVerdict(box, verdict, heatmap, check)
+                for (box, _), verdict, heatmap, check in zip(regions, verdicts, heatmaps, checks, strict=True)
             ],
             face_detected,
             faces_ms=(cropped - started) * 1000,

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from detecteur.api.limits import BodySizeLimit, InferenceQueue, QueueFull
 from detecteur.api.schemas import (
     Box,
     ErrorResponse,
+    Evidence,
     FaceResult,
     Health,
     ImageResult,
@@ -36,6 +38,7 @@ from detecteur.api.schemas import (
     SeedPredictResponse,
     SeedRawScores,
     SeriesPoint,
+    StabilityResult,
     Timings,
     TrackFaceResult,
     TrackResult,
@@ -45,9 +48,11 @@ from detecteur.api.schemas import (
 from detecteur.api.security import AccessGuard, RequestTimeout, SecurityHeaders, display_filename
 from detecteur.api.telemetry import Telemetry
 from detecteur.config import Settings
-from detecteur.engine import Detector, ImageVerdict
+from detecteur.engine import STABILITY_MARGIN, Detector, ImageVerdict
+from detecteur.evidence import evidence_report
 from detecteur.imaging import InputError, decode_image, read_limited
 from detecteur.model import ModelFileError, verify_model_file
+from detecteur.provenance import load_trust_anchors, read_provenance
 from detecteur.video import VideoLimits, VideoVerdict, judge_video
 
 log = logging.getLogger("detecteur.api")
@@ -101,6 +106,8 @@ def create_app(
     settings = settings or Settings()
     state = ServiceState(settings)
     loader = load_detector or _load_detector
+    trust_anchors = load_trust_anchors(settings.c2pa_trust_anchors)
+    margin = settings.stability_margin or STABILITY_MARGIN
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -244,13 +251,15 @@ def create_app(
         request: Request, detector: ReadyDetector, file: Annotated[UploadFile, File(description="One image.")]
     ) -> SeedPredictResponse:
         """Compatibility with the seed's web client: `result` is "Fake" when the most suspicious face is at or
-        above the model's threshold; `confidence` is the percent probability of that result."""
+        above the model's threshold. The threshold is folded into the calibration (a logit shift that puts it at
+        0.5), so `confidence`, the percent probability of the reported result, is never under 50, and
+        `raw_scores` are those threshold-centred probabilities."""
         # One verdict for two files would be attributed to whichever the client thinks it sent: refuse instead.
         if len((await request.form()).getlist("file")) > 1:
             raise ServiceError(413, "too_many_files", "this route judges one file; send several to /v1/predict")
         result = await _judge_upload(file, detector)
-        fake = result.fake_probability
-        is_fake = fake >= detector.metadata.threshold
+        fake = threshold_centred(result.fake_probability, detector.metadata.threshold)
+        is_fake = fake >= 0.5
         return SeedPredictResponse(
             result="Fake" if is_fake else "Real",
             confidence=round(100 * (fake if is_fake else 1 - fake), 2),
@@ -299,9 +308,13 @@ def create_app(
         data = read_limited(upload.file, settings.max_upload_bytes)
 
         def work() -> tuple[ImageResult, ImageVerdict]:
+            # Evidence in the file itself is read from the uploaded bytes, before anything decodes or re-encodes
+            # them; `read_limited` has held them to the same size limit as decoding.
+            provenance = read_provenance(data, trust_anchors)
+            read_at = time.perf_counter()
             decoded = decode_image(data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes)
             decoded_at = time.perf_counter()
-            judged = detector.judge(decoded.image, explain=explain)
+            judged = detector.judge(decoded.image, explain=explain, stability=settings.stability_check, margin=margin)
             top = judged.most_suspicious.verdict
             total = (time.perf_counter() - started) * 1000
             return (
@@ -317,12 +330,15 @@ def create_app(
                         FaceResult(
                             box=Box(**asdict(face.box)) if face.box else None,
                             heatmap_png=base64.b64encode(face.heatmap_png).decode() if face.heatmap_png else None,
+                            stability=StabilityResult(**asdict(face.stability)) if face.stability else None,
                             **asdict(face.verdict),
                         )
                         for face in judged.faces
                     ],
+                    evidence=Evidence.model_validate(evidence_report(top, judged.face_detected, provenance)),
                     timings=Timings(
-                        decode_ms=(decoded_at - started) * 1000,
+                        provenance_ms=(read_at - started) * 1000,
+                        decode_ms=(decoded_at - read_at) * 1000,
                         faces_ms=judged.faces_ms,
                         model_ms=judged.model_ms,
                         total_ms=total,
@@ -405,6 +421,16 @@ def _video_response(filename: str | None, judged: VideoVerdict, detector: Detect
             decode_ms=judged.decode_ms, faces_ms=judged.faces_ms, model_ms=judged.model_ms, total_ms=total_ms
         ),
     )
+
+
+def threshold_centred(fake_probability: float, threshold: float) -> float:
+    """The fake probability with the decision threshold folded into the calibration: a shift of the logit by
+    logit(threshold), so that the threshold maps to exactly 0.5 and the order of scores is kept."""
+    eps = 1e-12
+    p = min(max(fake_probability, eps), 1 - eps)
+    t = min(max(threshold, eps), 1 - eps)
+    shifted = math.log(p / (1 - p)) - math.log(t / (1 - t))
+    return 1 / (1 + math.exp(-shifted)) if shifted >= 0 else math.exp(shifted) / (1 + math.exp(shifted))
 
 
 def _load_detector(settings: Settings) -> Detector:

@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-VerdictLabel = Literal["authentic", "borderline", "synthetic"]
+VerdictLabel = Literal["authentic", "borderline", "synthetic", "uncertain"]
+Strength = Literal["decisive", "strong", "moderate", "weak", "none"]
+Conclusion = Literal["synthetic", "authentic", "inconclusive"]
 
 
 class ErrorDetail(BaseModel):
@@ -33,19 +35,75 @@ class Box(BaseModel):
     score: float = Field(description="Face detector confidence.")
 
 
+class StabilityResult(BaseModel):
+    probabilities: dict[str, float] = Field(
+        description="The face's fake probability re-scored after each mild degradation: `jpeg_q75` (re-saved as "
+        "JPEG at quality 75), `resize_0.75` (shrunk to 0.75×), `shift_4px` (moved 4 px)."
+    )
+    spread: float = Field(ge=0, le=1, description="Max − min over the original and the degraded probabilities.")
+    straddles_threshold: bool
+    stable: bool = Field(description="False: a decided verdict became `uncertain`.")
+
+
 class FaceResult(BaseModel):
     box: Box | None = Field(description="The face in image pixels; null when the whole image was judged.")
     fake_probability: float = Field(ge=0, le=1, description="Calibrated probability that the face is synthetic.")
-    verdict: VerdictLabel
-    confidence: float = Field(ge=0.5, le=1, description="max(softmax): probability of the more likely class.")
+    verdict: VerdictLabel = Field(
+        description="`uncertain`: the model would have decided, but its score did not hold under mild degradations."
+    )
+    confidence: float = Field(ge=0.5, le=1, description="max(p, 1 − p): probability of the more likely class.")
     heatmap_png: str | None = Field(None, description="Grad-CAM overlay (base64 PNG) when explain=true.")
+    stability: StabilityResult | None = Field(None, description="Null when the stability check is turned off.")
 
 
 class Timings(BaseModel):
+    provenance_ms: float = 0.0
     decode_ms: float
     faces_ms: float
     model_ms: float
     total_ms: float
+
+
+class ContentCredentialsResult(BaseModel):
+    status: Literal["absent", "valid", "untrusted", "invalid", "unreadable"] = Field(
+        description="`valid`: intact and signed by a trusted certificate; `untrusted`: intact, signed by a "
+        "certificate not on this service's trust list; `invalid`: a signature or hash does not match (tampered or "
+        "damaged — never proof); `unreadable`: present but could not be parsed."
+    )
+    claim_generator: str | None = None
+    signer: str | None = None
+    signed_at: str | None = None
+    digital_source_types: list[str] = Field([], description="IPTC terms, e.g. `trainedAlgorithmicMedia`.")
+    actions: list[str] = []
+    failures: list[str] = Field([], description="C2PA validation failure codes.")
+    detail: str | None = None
+
+
+class MetadataResult(BaseModel):
+    status: Literal["absent", "present", "unreadable"]
+    digital_source_type: str | None = Field(None, description="XMP `Iptc4xmpExt:DigitalSourceType` (IPTC term).")
+    generator_markers: list[str] = Field([], description="What in the file names an image generator.")
+    software: str | None = None
+    camera_make: str | None = None
+    camera_model: str | None = None
+    captured_at: str | None = None
+    detail: str | None = None
+
+
+class EvidenceLine(BaseModel):
+    source: Literal["pixel_model", "content_credentials", "metadata"]
+    points_to: Conclusion
+    strength: Strength
+    statement: str
+
+
+class Evidence(BaseModel):
+    conclusion: Conclusion = Field(description="What the strongest line(s) of evidence point to.")
+    strength: Strength = Field(description="How strong that line is; the summary never claims more.")
+    summary: str = Field(description="The combined reading in plain words.")
+    lines: list[EvidenceLine] = Field(description="Pixel model, content credentials, metadata.")
+    content_credentials: ContentCredentialsResult
+    metadata: MetadataResult
 
 
 class ImageResult(BaseModel):
@@ -57,6 +115,7 @@ class ImageResult(BaseModel):
     fake_probability: float = Field(ge=0, le=1)
     confidence: float
     faces: list[FaceResult]
+    evidence: Evidence = Field(description="Every line of evidence about this image, side by side, with a summary.")
     timings: Timings
 
 
@@ -76,8 +135,13 @@ class SeedPredictResponse(BaseModel):
     """The seed web client's contract, with the labels the right way round."""
 
     result: Literal["Fake", "Real"]
-    confidence: float = Field(ge=0, le=100, description="Percent: probability of the reported result.")
-    raw_scores: SeedRawScores
+    confidence: float = Field(
+        ge=50,
+        le=100,
+        description="Percent, 50–100: how far the face is from the decision threshold, as the probability of the "
+        "reported result once the threshold is folded into the calibration (so that it sits at 50).",
+    )
+    raw_scores: SeedRawScores = Field(description="The same threshold-centred probabilities: fake + real = 1.")
 
 
 class ModelInfo(BaseModel):
