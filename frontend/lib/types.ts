@@ -35,6 +35,22 @@ export interface ImageResult {
   confidence: number;
   faces: FaceResult[];
   timings: Timings;
+  /** The case the server recorded (when its cases store is on), and the earlier one of the same bytes. */
+  case?: CaseLink | null;
+}
+
+export interface SeenBefore {
+  case_id: number;
+  created_at: string;
+  verdict: Verdict;
+  model_version: string;
+  decision: "confirmed_synthetic" | "confirmed_authentic" | "unsure" | null;
+  times: number;
+}
+
+export interface CaseLink {
+  id: number;
+  seen_before: SeenBefore | null;
 }
 
 export interface PredictResponse {
