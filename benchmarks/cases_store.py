@@ -22,17 +22,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fastapi.testclient import TestClient  # noqa: E402
-from pydantic import SecretStr  # noqa: E402
-from sqlalchemy import insert  # noqa: E402
+from benchlib import Record, percentiles
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import insert
+from tests.postgres import cluster_or_none
 
-from benchmarks.benchlib import Record, percentiles  # noqa: E402
-from detecteur.api.app import create_app  # noqa: E402
-from detecteur.cases.store import CaseStore, NewCase, open_store  # noqa: E402
-from detecteur.cases.tables import CaseRow  # noqa: E402
-from detecteur.config import Settings  # noqa: E402
-from detecteur.engine import Detector  # noqa: E402
-from tests.postgres import cluster_or_none  # noqa: E402
+from detecteur.api.app import create_app
+from detecteur.cases.store import CaseStore, NewCase, open_store
+from detecteur.cases.tables import CaseRow
+from detecteur.config import Settings
+from detecteur.engine import Detector
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 VERSIONS = ("0.6.0", "0.7.0", "0.8.0")
