@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python benchmarks/faces.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/http_load.py
+	$(BIN)/python benchmarks/cases_store.py
 
 # 10 000 mixed requests (faces, no faces, hostile inputs) at concurrency 16 against a server on 127.0.0.1;
 # writes benchmarks/results/soak.json and fails on any 5xx, dropped connection or RSS growth over 10 %.

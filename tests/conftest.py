@@ -8,6 +8,7 @@ import pytest
 from detecteur.config import AugmentConfig, TrainConfig
 from detecteur.data import assign_splits, build_manifest, write_records
 from detecteur.train import train
+from tests.postgres import PostgresCluster, cluster_or_none
 from tests.toy_data import make_toy_dataset
 
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -21,7 +22,32 @@ def _torch_backend_and_a_temporary_cache(tmp_path_factory: pytest.TempPathFactor
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DETECTEUR_BACKEND", "torch")
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        # The service records cases by default: the suite's go to a temporary folder, never to ./var.
+        patch.setenv("DETECTEUR_CASES_DIR", str(tmp_path_factory.mktemp("cases")))
+        patch.delenv("DETECTEUR_DATABASE_URL", raising=False)
         yield
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A throw-away PostgreSQL cluster for the whole session (tests/postgres.py); skipped, saying why, only when
+    PostgreSQL is not installed. A PostgreSQL that is there but will not start fails the tests."""
+    with cluster_or_none() as cluster:
+        if cluster is None:
+            pytest.skip(
+                "PostgreSQL is not installed (no initdb/pg_ctl under /usr/lib/postgresql/*/bin, on PATH or in "
+                "$DETECTEUR_PG_BIN): the PostgreSQL half of the cases tests did not run"
+            )
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty cases database: an SQLite file, and a new database on the throw-away PostgreSQL cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cases.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    return cluster.create_database()
 
 
 def toy_config(**overrides: object) -> TrainConfig:

@@ -169,7 +169,7 @@ def test_probes_ports_and_environment_agree_with_the_service(instructions: list[
     deployment = manifests()["deployment"]
     pod = deployment["spec"]["template"]
     [container] = pod["spec"]["containers"]
-    environment = {variable["name"]: variable["value"] for variable in container["env"]}
+    environment = {variable["name"]: variable.get("value") for variable in container["env"]}
     for variable in environment:
         settings_variable(variable)
     [port] = container["ports"]
@@ -193,10 +193,22 @@ def mebibytes(quantity: str) -> float:
     return float(number) * (1024 if unit == "Gi" else 1)
 
 
+def test_shutdown_drains_within_the_grace_period() -> None:
+    """preStop + the drain's longest wait fit in the grace period, and the drain waits out the request timeout."""
+    pod = manifests()["deployment"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    environment = {variable["name"]: variable.get("value") for variable in container["env"]}
+    pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+    drain_timeout = float(environment["DETECTEUR_DRAIN_TIMEOUT_SECONDS"])
+    assert drain_timeout >= Settings().request_timeout_seconds
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + drain_timeout
+    assert environment["DETECTEUR_CASES_DIR"] in {mount["mountPath"] for mount in container["volumeMounts"]}
+
+
 def test_resources_are_sized_from_the_measured_figures(memory: dict[str, Any]) -> None:
     [container] = manifests()["deployment"]["spec"]["template"]["spec"]["containers"]
     resources = container["resources"]
-    threads = int({v["name"]: v["value"] for v in container["env"]}["DETECTEUR_INFERENCE_THREADS"])
+    threads = int({v["name"]: v.get("value") for v in container["env"]}["DETECTEUR_INFERENCE_THREADS"])
     assert float(resources["requests"]["cpu"]) == threads  # one core per inference thread
     assert mebibytes(resources["requests"]["memory"]) >= memory["after_typical_requests"]["rss_mib"]
     assert mebibytes(resources["limits"]["memory"]) >= 1.1 * memory["after_large_images"]["peak_rss_mib"]

@@ -7,6 +7,7 @@ import FaceCard, { type EvidenceState } from "./FaceCard";
 import ImagePreview from "./ImagePreview";
 import VerdictBadge from "./VerdictBadge";
 import { explainError, predictImage, type ErrorExplanation } from "@/lib/api";
+import { seenBeforeText } from "@/lib/cases";
 import { entryFrom, type HistoryEntry } from "@/lib/history";
 import { makeThumbnail } from "@/lib/thumbnail";
 import type { Evidence, EvidenceLine, ImageResult, PredictResponse } from "@/lib/types";
@@ -130,6 +131,11 @@ function AnalysisCard({ analysis, onToggleEvidence }: { analysis: Analysis; onTo
             <p className="tabular text-xs text-text-muted">
               {result.width}×{result.height}px · {result.face_detected ? `${result.faces.length} face${result.faces.length > 1 ? "s" : ""}` : "no face found"}{" "}
               · model {response?.model_version}
+            </p>
+          )}
+          {result?.case?.seen_before && (
+            <p data-testid="seen-before" className="text-xs text-verdict-borderline">
+              {seenBeforeText(result.case.seen_before)} (case {result.case.seen_before.case_id})
             </p>
           )}
         </div>

@@ -1,6 +1,7 @@
 "use client";
 
 import { useState } from "react";
+import CasesPanel from "./CasesPanel";
 import ImagePreview from "./ImagePreview";
 import VerdictBadge from "./VerdictBadge";
 import { download } from "@/lib/download";
@@ -22,6 +23,7 @@ export default function HistoryView({
 
   return (
     <div className="space-y-4">
+      <CasesPanel />
       <div className="flex flex-wrap items-center justify-between gap-3">
         <div>
           <h2 className="text-base font-semibold">History</h2>

@@ -18,6 +18,9 @@ export type ErrorBody = Schemas["ErrorResponse"];
 export type Stability = Schemas["StabilityResult"];
 export type Evidence = Schemas["Evidence"];
 export type EvidenceLine = Schemas["EvidenceLine"];
+/** The case the server recorded for a check (when its cases store is on), and the earlier one of the same bytes. */
+export type CaseLink = Schemas["CaseLink"];
+export type SeenBefore = Schemas["SeenBefore"];
 
 /** One training run that led to a model's weights (`GET /v1/model`'s `training_stages`, untyped in the schema). */
 export interface TrainingStage {

@@ -128,9 +128,7 @@ def serve(
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
 ) -> None:
     """Run the HTTP API (and, once built, the dashboard) with the model loaded once."""
-    import uvicorn
-
-    from detecteur.api.app import create_app
+    from detecteur.api.server import serve as run_server
     from detecteur.model import ModelFileError, verify_model_file
 
     overrides = {"host": host, "port": port, "model_path": model}
@@ -142,7 +140,7 @@ def serve(
         except ModelFileError as error:
             raise _fail(f"refusing to serve: {error}") from error
     console.print(f"serving {settings.model_path} on http://{settings.host}:{settings.port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    run_server(settings)
 
 
 @app.command()

@@ -6,6 +6,7 @@ Nothing here touches the file system at import time; `TrainConfig.from_toml` rea
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -213,9 +214,52 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = Field(0.0, ge=0)
     rate_limit_burst: int = Field(10, ge=1)
 
+    # Cases store (`detecteur.cases`): every judged image or video is recorded (sha256, size, type, the full
+    # response, model version, time, the API key's *name*) for later review. On by default, in an SQLite file
+    # under `cases_dir`; DETECTEUR_DATABASE_URL (e.g. postgresql+psycopg://user:pass@host/db) points it at a
+    # shared PostgreSQL instead. `cases = false` records nothing.
+    cases: bool = True
+    database_url: SecretStr | None = None
+    cases_dir: Path = Path("var/cases")
+    # Privacy: the uploaded bytes are NOT kept unless `store_images` is set, nor a thumbnail unless
+    # `case_thumbnails` is; both are erased `image_retention_days` after the check, the record itself is kept.
+    store_images: bool = False
+    case_thumbnails: bool = False
+    image_retention_days: float = Field(30.0, gt=0)
+    # `POST /v1/admin/reload` (swap in a new model without a restart) needs this key in `X-Admin-Key`; unset, the
+    # route answers 404 and only SIGHUP reloads.
+    admin_key: SecretStr | None = None
+    # SIGTERM drains: /health and every new request answer 503 + Retry-After at once; requests already accepted
+    # finish. The server keeps answering for at least `drain_seconds` (time for a load balancer to see /health
+    # fail) and stops when the last accepted request is answered, or after `drain_timeout_seconds` at most.
+    drain_seconds: float = Field(0.0, ge=0)
+    drain_timeout_seconds: float = Field(30.0, gt=0)
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_api_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @property
+    def named_api_keys(self) -> list[tuple[str, str]]:
+        """`(name, key)` per API key. A key given as `name:key` is called `name` (letters, digits, `._-`, up to
+        64); any other key is `key-<n>`, its 1-based position in the list. Only names are ever recorded."""
+        return [split_api_key(secret.get_secret_value(), index) for index, secret in enumerate(self.api_keys, 1)]
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.cases_dir / 'cases.sqlite3'}"
+
+
+_KEY_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def split_api_key(value: str, index: int) -> tuple[str, str]:
+    name, separator, key = value.partition(":")
+    if separator and key and _KEY_NAME.fullmatch(name):
+        return name, key
+    return f"key-{index}", value

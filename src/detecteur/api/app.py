@@ -6,25 +6,36 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
+import io
 import json
 import logging
 import math
+import signal
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
+from fastapi import Body, Depends, FastAPI, File, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
+from PIL import Image
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from detecteur import __version__
+from detecteur.api.cases import router as cases_router
 from detecteur.api.dashboard import mount_dashboard
+from detecteur.api.errors import ServiceError
+from detecteur.api.lifecycle import DrainGuard, Lifecycle
 from detecteur.api.limits import BodySizeLimit, InferenceQueue, QueueFull
 from detecteur.api.schemas import (
     Box,
@@ -45,8 +56,10 @@ from detecteur.api.schemas import (
     VideoInfoResult,
     VideoResponse,
 )
-from detecteur.api.security import AccessGuard, RequestTimeout, SecurityHeaders, display_filename
+from detecteur.api.security import API_KEY_NAME, AccessGuard, RequestTimeout, SecurityHeaders, display_filename
 from detecteur.api.telemetry import Telemetry
+from detecteur.cases.models import CaseLink
+from detecteur.cases.store import CaseStore, NewCase, StoreError, open_store
 from detecteur.config import Settings
 from detecteur.engine import STABILITY_MARGIN, Detector, ImageVerdict
 from detecteur.evidence import evidence_report
@@ -64,12 +77,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class ServiceError(Exception):
-    """An error the API reports as `{"error": {"code", "message"}}` with its HTTP status."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+__all__ = ["ServiceError", "ServiceState", "create_app", "reload_model"]
+VIDEO_MEDIA_TYPES = {"MP4/MOV": "video/mp4", "WebM/Matroska": "video/webm", "AVI": "video/x-msvideo"}
+THUMBNAIL_SIZE = 160
+STORE_RETRY_SECONDS = 5.0
+PURGE_EVERY_SECONDS = 3600.0
 
 
 @dataclass
@@ -80,6 +92,94 @@ class ServiceState:
     load_error: str | None = None
     limiter: anyio.CapacityLimiter | None = None
     inference: InferenceQueue | None = None
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    loader: Callable[[Settings], Detector] | None = None
+    model_path: Path | None = None  # the model file serving now (changes with a reload)
+    reloading: asyncio.Lock | None = None
+    store: CaseStore | None = None
+    store_error: str | None = None
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+
+class ReloadRequest(BaseModel):
+    model_path: Path | None = Field(
+        None, description="A model file on the server to switch to; default: the configured one, read again."
+    )
+
+
+class ReloadResult(BaseModel):
+    previous_version: str | None
+    model_version: str
+    model_path: str
+    load_seconds: float
+
+
+class ModelValidationError(Exception):
+    """A freshly loaded model gave an answer no model may give."""
+
+
+def validate_detector(detector: Detector) -> None:
+    """A loaded model must judge a plain image into a probability before it may serve."""
+    size = detector.metadata.input_size
+    judged = detector.judge(Image.new("RGB", (size * 2, size * 2), (120, 110, 100)))
+    for face in judged.faces:
+        probability = face.verdict.fake_probability
+        if not (math.isfinite(probability) and 0.0 <= probability <= 1.0):
+            raise ModelValidationError(f"the model answered a fake probability of {probability}")
+
+
+async def reload_model(state: ServiceState, model_path: Path | None = None) -> ReloadResult:
+    """Load, check and warm a model file next to the serving one, then swap it in. Requests already running keep
+    the model they started with; the next ones get the new one — none fails. A file that does not load or answers
+    nonsense leaves the old model serving (ServiceError 422)."""
+    if state.reloading is None or state.loader is None:
+        raise ServiceError(503, "model_loading", "the service is still starting; retry shortly")
+    if state.reloading.locked():
+        raise ServiceError(409, "reload_in_progress", "a model reload is already running")
+    async with state.reloading:
+        path = model_path or state.settings.model_path
+        settings = state.settings.model_copy(update={"model_path": path})
+        loader = state.loader
+        started = time.perf_counter()
+
+        def load() -> Detector:
+            verify_model_file(path)
+            detector = loader(settings)
+            validate_detector(detector)
+            return detector
+
+        try:
+            detector = await anyio.to_thread.run_sync(load)
+        except (ModelFileError, ModelValidationError, OSError, ValueError, RuntimeError) as error:
+            log.error(json.dumps({"event": "reload_refused", "model_path": str(path), "error": str(error)}))
+            raise ServiceError(422, "invalid_model", f"the model was not swapped in: {error}") from error
+        previous = state.detector.metadata.version if state.detector is not None else None
+        state.detector, state.model_path, state.load_error = detector, path, None
+        result = ReloadResult(
+            previous_version=previous,
+            model_version=detector.metadata.version,
+            model_path=str(path),
+            load_seconds=round(time.perf_counter() - started, 3),
+        )
+        log.info(json.dumps({"event": "model_reloaded", **result.model_dump()}))
+        return result
+
+
+def install_sighup_reload(state: ServiceState, loop: asyncio.AbstractEventLoop) -> None:
+    """SIGHUP reloads the configured model file (main thread only: `detecteur serve` calls it)."""
+
+    def reload_in_background() -> None:
+        async def run() -> None:
+            try:
+                await reload_model(state)
+            except ServiceError as error:
+                log.error("SIGHUP reload failed: %s", error.message)
+
+        task = loop.create_task(run())
+        state.background.add(task)
+        task.add_done_callback(state.background.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload_in_background)
 
 
 def ready_detector(request: Request) -> Detector:
@@ -104,8 +204,9 @@ def create_app(
 ) -> FastAPI:
     """The service. `load_detector` replaces loading `settings.model_path` (tests inject a small model)."""
     settings = settings or Settings()
-    state = ServiceState(settings)
-    loader = load_detector or _load_detector
+    state = ServiceState(settings, loader=load_detector or _load_detector, model_path=settings.model_path)
+    loader = state.loader
+    assert loader is not None
     trust_anchors = load_trust_anchors(settings.c2pa_trust_anchors)
     margin = settings.stability_margin or STABILITY_MARGIN
 
@@ -118,6 +219,8 @@ def create_app(
         if settings.model_path.exists():
             await anyio.to_thread.run_sync(verify_model_file, settings.model_path)
 
+        state.reloading = asyncio.Lock()
+
         async def load() -> None:
             try:
                 state.detector = await anyio.to_thread.run_sync(loader, settings)
@@ -126,12 +229,39 @@ def create_app(
                 state.load_error = str(error)
                 log.error("model not loaded: %s", error)
 
+        async def keep_store() -> None:
+            """Open (and migrate) the cases database, retrying while it cannot be reached; then erase expired
+            images once an hour."""
+            while state.store is None:
+                try:
+                    state.store = await anyio.to_thread.run_sync(
+                        open_store, settings.resolved_database_url, timedelta(days=settings.image_retention_days)
+                    )
+                    state.store_error = None
+                    log.info("cases store ready (%s)", state.store.dialect)
+                except (StoreError, SQLAlchemyError, OSError) as error:
+                    state.store_error = str(error).splitlines()[0]
+                    log.error("cases store unavailable, retrying in %g s: %s", STORE_RETRY_SECONDS, error)
+                    await asyncio.sleep(STORE_RETRY_SECONDS)
+            while True:
+                try:
+                    if purged := await anyio.to_thread.run_sync(state.store.purge_expired_images):
+                        log.info(json.dumps({"event": "case_images_expired", "cases": purged}))
+                except (StoreError, SQLAlchemyError) as error:
+                    log.error("could not erase expired case images: %s", error)
+                await asyncio.sleep(PURGE_EVERY_SECONDS)
+
         # Load in the background: the server answers /health (503) at once and turns ready when loaded.
-        loading = asyncio.create_task(load())
+        tasks = [asyncio.create_task(load())]
+        if settings.cases:
+            tasks.append(asyncio.create_task(keep_store()))
         try:
             yield
         finally:
-            loading.cancel()
+            for task in tasks:
+                task.cancel()
+            if state.store is not None:
+                state.store.close()
 
     app = FastAPI(
         title="Détecteur",
@@ -144,12 +274,18 @@ def create_app(
     app.add_middleware(RequestTimeout, seconds=settings.request_timeout_seconds)
     app.add_middleware(
         AccessGuard,
-        api_keys=[key.get_secret_value() for key in settings.api_keys],
+        api_keys=settings.named_api_keys,
         per_minute=settings.rate_limit_per_minute,
         burst=settings.rate_limit_burst,
     )
+    # Counts the requests in flight and refuses new ones while draining (SIGTERM); inside CORS, so a browser can
+    # read its 503.
+    app.add_middleware(DrainGuard, lifecycle=state.lifecycle)
     app.add_middleware(
-        CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"], allow_headers=["*"]
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["*"],
     )
     app.middleware("http")(state.telemetry.middleware)
     # Room for every allowed file at its limit plus the multipart framing.
@@ -189,7 +325,12 @@ def create_app(
 
     @app.get("/health", response_model=Health, responses={503: {"model": Health}}, tags=["service"])
     async def health() -> JSONResponse:
-        """Liveness and readiness: 200 once the model is loaded, 503 before (or if it cannot be)."""
+        """Liveness and readiness: 200 once the model is loaded, 503 before (or if it cannot be), and 503 from the
+        moment the server starts draining (SIGTERM), so that a load balancer stops sending it requests."""
+        if state.lifecycle.draining:
+            version = state.detector.metadata.version if state.detector is not None else None
+            body = Health(status="draining", model_loaded=state.detector is not None, model_version=version)
+            return JSONResponse(body.model_dump(), 503, headers={"Retry-After": "5"})
         if state.detector is not None:
             body = Health(status="ok", model_loaded=True, model_version=state.detector.metadata.version)
             return JSONResponse(body.model_dump())
@@ -202,13 +343,13 @@ def create_app(
         metadata = detector.metadata
         return ModelInfo(
             **metadata.model_dump(include=set(ModelInfo.model_fields) - {"figures"}),
-            figures=[f"/v1/model/figures/{path.name}" for path in _figures(settings)],
+            figures=[f"/v1/model/figures/{path.name}" for path in _figures(state.model_path or settings.model_path)],
         )
 
     @app.get("/v1/model/figures/{name}", tags=["model"], responses={404: {"model": ErrorResponse}})
     async def model_figure(name: str) -> FileResponse:
         """A figure of the model card (PNG), drawn from the training run's files."""
-        for path in _figures(settings):
+        for path in _figures(state.model_path or settings.model_path):
             if path.name == name:
                 return FileResponse(path, media_type="image/png")
         raise ServiceError(404, "not_found", f"no figure named {name!r}")
@@ -237,7 +378,7 @@ def create_app(
             raise ServiceError(422, "missing_file", "send an image in the multipart field 'file' (or 'files')")
         if len(uploads) > settings.max_files:
             raise ServiceError(413, "too_many_files", f"{len(uploads)} files sent; the limit is {settings.max_files}")
-        results = [await _judge_upload(upload, detector, explain) for upload in uploads]
+        results = [await _judge_upload(request, upload, detector, explain) for upload in uploads]
         metadata = detector.metadata
         return PredictResponse(
             model_version=metadata.version,
@@ -257,7 +398,7 @@ def create_app(
         # One verdict for two files would be attributed to whichever the client thinks it sent: refuse instead.
         if len((await request.form()).getlist("file")) > 1:
             raise ServiceError(413, "too_many_files", "this route judges one file; send several to /v1/predict")
-        result = await _judge_upload(file, detector)
+        result = await _judge_upload(request, file, detector)
         fake = threshold_centred(result.fake_probability, detector.metadata.threshold)
         is_fake = fake >= 0.5
         return SeedPredictResponse(
@@ -268,6 +409,7 @@ def create_app(
 
     @app.post("/v1/predict/video", response_model=VideoResponse, responses=ERROR_RESPONSES, tags=["predict"])
     async def predict_video(
+        request: Request,
         detector: ReadyDetector,
         file: Annotated[UploadFile | None, File(description="One video: MP4, MOV, WebM or AVI.")] = None,
     ) -> VideoResponse:
@@ -284,6 +426,21 @@ def create_app(
         judged = await run_inference(lambda: judge_video(data, detector, limits))
         filename = display_filename(file.filename)
         result = _video_response(filename, judged, detector, (time.perf_counter() - started) * 1000)
+        result.case = await record_case(
+            request,
+            NewCase(
+                kind="video",
+                sha256=hashlib.sha256(data).hexdigest(),
+                size_bytes=len(data),
+                media_type=VIDEO_MEDIA_TYPES.get(result.video.container, "application/octet-stream"),
+                filename=filename,
+                verdict=result.verdict,
+                fake_probability=result.fake_probability,
+                model_version=result.model_version,
+                response=result.model_dump(mode="json", exclude={"case"}),
+                image=data if settings.store_images else None,
+            ),
+        )
         log.info(
             json.dumps(
                 {
@@ -298,21 +455,70 @@ def create_app(
         )
         return result
 
+    @app.post(
+        "/v1/admin/reload",
+        response_model=ReloadResult,
+        responses={**ERROR_RESPONSES, 403: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+        tags=["service"],
+    )
+    async def admin_reload(
+        x_admin_key: Annotated[str | None, Header(description="The server's DETECTEUR_ADMIN_KEY.")] = None,
+        body: Annotated[ReloadRequest | None, Body()] = None,
+    ) -> ReloadResult:
+        """Load a model file (by default the configured one, read again), check that it judges an image, and swap
+        it in without a restart; requests in flight finish on the old model. `SIGHUP` does the same."""
+        if settings.admin_key is None:
+            raise ServiceError(404, "not_found", "admin routes are off: set DETECTEUR_ADMIN_KEY to enable them")
+        expected = hashlib.sha256(settings.admin_key.get_secret_value().encode()).digest()
+        presented = hashlib.sha256((x_admin_key or "").encode()).digest()
+        if not hmac.compare_digest(expected, presented):
+            raise ServiceError(403, "forbidden", "send the admin key in the X-Admin-Key header")
+        return await reload_model(state, body.model_path if body else None)
+
+    app.include_router(cases_router)
+
     @app.get("/metrics", tags=["service"], response_class=Response)
     async def metrics() -> Response:
         """Prometheus metrics."""
         return Response(state.telemetry.exposition(), media_type="text/plain; version=0.0.4")
 
-    async def _judge_upload(upload: UploadFile, detector: Detector, explain: bool = False) -> ImageResult:
+    async def record_case(request: Request, case: NewCase) -> CaseLink | None:
+        """Record a judged file in the cases store; the answer links to it (and to the earlier case of the same
+        bytes). A store that is off or down costs the record, never the answer: the failure is logged and counted."""
+        store = state.store
+        if store is None:
+            if settings.cases:
+                state.telemetry.case_write_errors.inc()
+            return None
+        case = replace(case, api_key_name=request.scope.get(API_KEY_NAME))
+        started = time.perf_counter()
+        try:
+            case_id, seen = await anyio.to_thread.run_sync(store.record, case)
+        except (StoreError, SQLAlchemyError) as error:
+            state.telemetry.case_write_errors.inc()
+            log.error(json.dumps({"event": "case_not_recorded", "sha256": case.sha256, "error": str(error)[:500]}))
+            return None
+        state.telemetry.case_write_seconds.observe(time.perf_counter() - started)
+        return CaseLink(id=case_id, seen_before=seen)
+
+    async def _judge_upload(
+        request: Request, upload: UploadFile, detector: Detector, explain: bool = False
+    ) -> ImageResult:
         started = time.perf_counter()
         data = read_limited(upload.file, settings.max_upload_bytes)
+        media_type = "application/octet-stream"
+        thumbnail: bytes | None = None
 
         def work() -> tuple[ImageResult, ImageVerdict]:
+            nonlocal media_type, thumbnail
             # Evidence in the file itself is read from the uploaded bytes, before anything decodes or re-encodes
             # them; `read_limited` has held them to the same size limit as decoding.
             provenance = read_provenance(data, trust_anchors)
             read_at = time.perf_counter()
             decoded = decode_image(data, max_pixels=settings.max_pixels, max_bytes=settings.max_upload_bytes)
+            media_type = Image.MIME.get(decoded.format.upper(), media_type)
+            if settings.cases and settings.case_thumbnails:
+                thumbnail = _thumbnail(decoded.image)
             decoded_at = time.perf_counter()
             judged = detector.judge(decoded.image, explain=explain, stability=settings.stability_check, margin=margin)
             top = judged.most_suspicious.verdict
@@ -348,6 +554,33 @@ def create_app(
             )
 
         result, judged = await run_inference(work)
+        metadata = detector.metadata
+        # Grad-CAM overlays are drawn on the face itself: kept in the record only where images are kept.
+        recorded = result.model_dump(mode="json", exclude={"case"})
+        if not settings.store_images:
+            for face in recorded["faces"]:
+                face["heatmap_png"] = None
+        result.case = await record_case(
+            request,
+            NewCase(
+                kind="image",
+                sha256=hashlib.sha256(data).hexdigest(),
+                size_bytes=len(data),
+                media_type=media_type,
+                filename=result.filename,
+                verdict=result.verdict,
+                fake_probability=result.fake_probability,
+                model_version=metadata.version,
+                response=recorded
+                | {
+                    "model_version": metadata.version,
+                    "threshold": metadata.threshold,
+                    "borderline_band": list(metadata.borderline_band),
+                },
+                thumbnail=thumbnail,
+                image=data if settings.store_images else None,
+            ),
+        )
         state.telemetry.model_seconds.observe((judged.faces_ms + judged.model_ms) / 1000)
         state.telemetry.faces_per_image.observe(len(judged.faces) if judged.face_detected else 0)
         log.info(
@@ -433,6 +666,14 @@ def threshold_centred(fake_probability: float, threshold: float) -> float:
     return 1 / (1 + math.exp(-shifted)) if shifted >= 0 else math.exp(shifted) / (1 + math.exp(shifted))
 
 
+def _thumbnail(image: Image.Image) -> bytes:
+    small = image.convert("RGB")
+    small.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()
+
+
 def _load_detector(settings: Settings) -> Detector:
     detector = Detector(
         settings.model_path,
@@ -446,6 +687,6 @@ def _load_detector(settings: Settings) -> Detector:
     return detector
 
 
-def _figures(settings: Settings) -> list[Path]:
-    folder = settings.model_path.parent / "figures"
+def _figures(model_path: Path) -> list[Path]:
+    folder = model_path.parent / "figures"
     return sorted(folder.glob("*.png")) if folder.is_dir() else []

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from detecteur.cases.models import CaseLink
+
 VerdictLabel = Literal["authentic", "borderline", "synthetic", "uncertain"]
 Strength = Literal["decisive", "strong", "moderate", "weak", "none"]
 Conclusion = Literal["synthetic", "authentic", "inconclusive"]
@@ -21,7 +23,7 @@ class ErrorResponse(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok", "loading", "unavailable"]
+    status: Literal["ok", "loading", "unavailable", "draining"]
     model_loaded: bool
     model_version: str | None = None
     detail: str | None = None
@@ -117,6 +119,9 @@ class ImageResult(BaseModel):
     faces: list[FaceResult]
     evidence: Evidence = Field(description="Every line of evidence about this image, side by side, with a summary.")
     timings: Timings
+    case: CaseLink | None = Field(
+        None, description="The case recorded for this image, and the earlier one when the same bytes were seen."
+    )
 
 
 class PredictResponse(BaseModel):
@@ -219,3 +224,6 @@ class VideoResponse(BaseModel):
     tracks: list[TrackResult]
     series: list[SeriesPoint] = Field(description="One point per sampled frame, in time order.")
     timings: Timings
+    case: CaseLink | None = Field(
+        None, description="The case recorded for this video, and the earlier one when the same bytes were seen."
+    )

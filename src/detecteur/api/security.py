@@ -22,6 +22,8 @@ from detecteur.api.limits import send_json_error
 # Routes that cost inference or expose the running service. Everything else — /health, the dashboard's static
 # files, the API documentation — stays open so that probes and the sign-in page of the dashboard work without a key.
 PROTECTED_PREFIXES: tuple[str, ...] = ("/v1/", "/predict", "/metrics")
+# Where AccessGuard leaves the name of the caller's API key in the ASGI scope.
+API_KEY_NAME = "detecteur.api_key_name"
 
 # The dashboard is a static Next.js export served from this origin: its scripts and styles are same-origin files
 # plus the inline bootstrap scripts and style attributes Next writes into every page ('unsafe-inline' — a static
@@ -161,9 +163,10 @@ class AccessGuard:
     CORS preflights (OPTIONS) pass: browsers send them without credentials.
     """
 
-    def __init__(self, app: ASGIApp, api_keys: Sequence[str], per_minute: float, burst: int) -> None:
+    def __init__(self, app: ASGIApp, api_keys: Sequence[str | tuple[str, str]], per_minute: float, burst: int) -> None:
         self.app = app
-        self._key_digests = [_digest(key) for key in api_keys if key]
+        named = [key if isinstance(key, tuple) else (f"key-{index}", key) for index, key in enumerate(api_keys, 1)]
+        self._key_digests = [(name, _digest(key)) for name, key in named if key]
         self.buckets = TokenBuckets(per_minute, burst) if per_minute > 0 else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -177,10 +180,13 @@ class AccessGuard:
                 await _unauthorized(send, "missing_api_key", "send your API key in the X-API-Key header")
                 return
             digest = _digest(presented)
-            if not _matches_any(digest, self._key_digests):
+            name = _matching_name(digest, self._key_digests)
+            if name is None:
                 await _unauthorized(send, "invalid_api_key", "the API key is not valid")
                 return
             caller = f"key:{digest}"
+            # The key's name (never the key) for the cases store: `request.scope[API_KEY_NAME]`.
+            scope[API_KEY_NAME] = name
         if self.buckets is not None and (wait := self.buckets.take(caller)) > 0:
             seconds = math.ceil(wait)
             await send_json_error(
@@ -198,11 +204,12 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _matches_any(digest: str, known: Iterable[str]) -> bool:
+def _matching_name(digest: str, known: Iterable[tuple[str, str]]) -> str | None:
     # Compare against every key, in constant time each: timing tells neither which key nor how much matched.
-    found = False
-    for candidate in known:
-        found |= hmac.compare_digest(digest, candidate)
+    found: str | None = None
+    for name, candidate in known:
+        if hmac.compare_digest(digest, candidate):
+            found = name
     return found
 
 

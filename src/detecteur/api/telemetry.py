@@ -41,6 +41,16 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.case_write_seconds = Histogram(
+            "detecteur_case_write_seconds",
+            "Time to record one case in the cases store",
+            buckets=(0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+            registry=self.registry,
+        )
+        self.case_write_errors = Counter(
+            "detecteur_case_write_errors", "Judged files the cases store could not record", registry=self.registry
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 

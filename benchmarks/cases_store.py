@@ -1,0 +1,202 @@
+"""The cases store's costs, on SQLite and on PostgreSQL 15 (a throw-away cluster, fsync on, started here):
+
+- write overhead: `CaseStore.record` per check (seen-before lookup + insert + commit) on a table already holding
+  `--cases` cases, with a realistic response (two faces) — target ≤ 3 ms p50;
+- listing: `GET /v1/cases` through the real app (HTTP in-process, JSON included) over `--cases` cases, with each
+  filter the dashboard uses and without — target ≤ 100 ms p95.
+
+    .venv/bin/python benchmarks/cases_store.py [--cases 100000] [--repeats 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchlib import Record, percentiles
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import insert
+from tests.postgres import cluster_or_none
+
+from detecteur.api.app import create_app
+from detecteur.cases.store import CaseStore, NewCase, open_store
+from detecteur.cases.tables import CaseRow
+from detecteur.config import Settings
+from detecteur.engine import Detector
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+VERSIONS = ("0.6.0", "0.7.0", "0.8.0")
+VERDICTS = ("authentic", "authentic", "synthetic", "borderline")
+
+
+def response(n: int) -> dict[str, Any]:
+    face = {"box": {"x": 66, "y": 63, "width": 175, "height": 175, "score": 0.95}, "fake_probability": 0.2}
+    face |= {"verdict": "authentic", "confidence": 0.8, "heatmap_png": None}
+    return {
+        "filename": f"upload-{n}.jpg",
+        "width": 1024,
+        "height": 1024,
+        "face_detected": True,
+        "verdict": "authentic",
+        "fake_probability": 0.2,
+        "confidence": 0.8,
+        "faces": [face, face],
+        "timings": {"decode_ms": 5.1, "faces_ms": 20.3, "model_ms": 31.0, "total_ms": 57.2},
+        "model_version": "0.8.0",
+        "threshold": 0.5,
+        "borderline_band": [0.4, 0.6],
+    }
+
+
+def fill(store: CaseStore, count: int) -> None:
+    """`count` cases over 100 days, a third of them reviewed, 1 % with a repeated sha256 — in bulk."""
+    rng = random.Random(0)
+    decisions = (None, None, "confirmed_synthetic", "confirmed_authentic", "unsure", None)
+    batch: list[dict[str, Any]] = []
+    for n in range(count):
+        verdict = rng.choice(VERDICTS)
+        batch.append(
+            {
+                "created_at": T0 + timedelta(seconds=n * 86.4),
+                "kind": "image",
+                "sha256": hashlib.sha256(str(n if rng.random() > 0.01 else n % 50).encode()).hexdigest(),
+                "size_bytes": 200_000 + n % 1000,
+                "media_type": "image/jpeg",
+                "filename": f"upload-{n}.jpg",
+                "verdict": verdict,
+                "fake_probability": rng.random(),
+                "model_version": VERSIONS[min(2, n * 3 // count)],
+                "response": response(n),
+                "api_key_name": rng.choice(("newsroom", "trust-safety", "key-3")),
+                "decision": rng.choice(decisions),
+            }
+        )
+        if len(batch) == 5000:
+            with store.engine.begin() as connection:
+                connection.execute(insert(CaseRow), batch)
+            batch = []
+    if batch:
+        with store.engine.begin() as connection:
+            connection.execute(insert(CaseRow), batch)
+    if store.dialect == "postgresql":
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE cases")
+    else:
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("ANALYZE")
+
+
+def write_overhead(store: CaseStore, writes: int) -> dict[str, Any]:
+    times = []
+    for n in range(writes):
+        case = NewCase(
+            kind="image",
+            sha256=hashlib.sha256(f"new-{n % (writes // 2)}".encode()).hexdigest(),  # half are seen before
+            size_bytes=210_000,
+            media_type="image/jpeg",
+            filename=f"new-{n}.jpg",
+            verdict="authentic",
+            fake_probability=0.2,
+            model_version="0.8.0",
+            response=response(n),
+            api_key_name="newsroom",
+        )
+        started = time.perf_counter()
+        store.record(case)
+        times.append((time.perf_counter() - started) * 1000)
+    return {"writes": writes, **percentiles(times)}
+
+
+def failing_loader(settings: Settings) -> Detector:
+    raise OSError("no model: this benchmark measures the cases routes only")
+
+
+def listing(url: str, repeats: int, sha: str) -> dict[str, Any]:
+    settings = Settings(model_path=Path("/nonexistent/model.safetensors"), database_url=SecretStr(url))
+    queries = {
+        "no filter": {},
+        "verdict=synthetic": {"verdict": "synthetic"},
+        "decision=none": {"decision": "none"},
+        "decision=confirmed_synthetic": {"decision": "confirmed_synthetic"},
+        "model_version=0.7.0": {"model_version": "0.7.0"},
+        "date range (1 week)": {"since": "2026-02-01T00:00:00Z", "until": "2026-02-08T00:00:00Z"},
+        "sha256": {"sha256": sha},
+        "disagreements": {"disagreements": "true"},
+        "verdict + model_version + date": {
+            "verdict": "authentic",
+            "model_version": "0.8.0",
+            "since": "2026-03-10T00:00:00Z",
+        },
+        "page 20 (cursor), verdict=authentic": {"verdict": "authentic", "pages": 20},
+    }
+    results: dict[str, Any] = {}
+    everything: list[float] = []
+    with TestClient(create_app(settings, load_detector=failing_loader)) as client:
+        deadline = time.monotonic() + 60
+        while client.get("/v1/cases?limit=1").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        for name, query in queries.items():
+            params = {key: value for key, value in query.items() if key != "pages"}
+            cursor = None
+            for _ in range(int(query.get("pages", 1)) - 1):  # walk to the page, then time it
+                cursor = client.get("/v1/cases", params=params | ({"cursor": cursor} if cursor else {})).json()[
+                    "next_cursor"
+                ]
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                reply = client.get("/v1/cases", params=params | ({"cursor": cursor} if cursor else {}))
+                times.append((time.perf_counter() - started) * 1000)
+                assert reply.status_code == 200, reply.text
+            everything += times
+            results[name] = {"returned": len(reply.json()["cases"]), **percentiles(times)}
+            print(f"  {name:40s} {results[name]}")
+    results["all queries"] = percentiles(everything)
+    return results
+
+
+def run(url: str, count: int, repeats: int) -> dict[str, Any]:
+    store = open_store(url)
+    started = time.perf_counter()
+    fill(store, count)
+    print(f"  filled {count} cases in {time.perf_counter() - started:.1f} s")
+    writes = write_overhead(store, 400)
+    print(f"  write overhead: {writes}")
+    sha = hashlib.sha256(b"7").hexdigest()
+    store.close()
+    return {"cases": count, "write_ms": writes, "list_ms": listing(url, repeats, sha)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=40)
+    args = parser.parse_args()
+    record = Record("cases_store", cases=args.cases, repeats=args.repeats, page_size=50)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        print("SQLite (WAL, synchronous=NORMAL)")
+        results["sqlite"] = run(f"sqlite:///{folder}/cases.sqlite3", args.cases, args.repeats)
+    with cluster_or_none(fsync=True) as cluster:
+        if cluster is None:
+            print("PostgreSQL not installed: skipped")
+            results["postgresql"] = "skipped: PostgreSQL not installed"
+        else:
+            print("PostgreSQL (throw-away cluster, fsync on, synchronous_commit on)")
+            results["postgresql"] = run(cluster.create_database("bench"), args.cases, args.repeats)
+    record.write(results)
+
+
+if __name__ == "__main__":
+    main()
