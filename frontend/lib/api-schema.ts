@@ -13,7 +13,8 @@ export interface paths {
         };
         /**
          * Health
-         * @description Liveness and readiness: 200 once the model is loaded, 503 before (or if it cannot be).
+         * @description Liveness and readiness: 200 once the model is loaded, 503 before (or if it cannot be), and 503 from the
+         *     moment the server starts draining (SIGTERM), so that a load balancer stops sending it requests.
          */
         get: operations["health_health_get"];
         put?: never;
@@ -56,9 +57,142 @@ export interface paths {
         /**
          * Seed Predict
          * @description Compatibility with the seed's web client: `result` is "Fake" when the most suspicious face is at or
-         *     above the model's threshold; `confidence` is the percent probability of that result.
+         *     above the model's threshold. The threshold is folded into the calibration (a logit shift that puts it at
+         *     0.5), so `confidence`, the percent probability of the reported result, is never under 50, and
+         *     `raw_scores` are those threshold-centred probabilities.
          */
         post: operations["seed_predict_predict_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Admin Reload
+         * @description Load a model file (by default the configured one, read again), check that it judges an image, and swap
+         *     it in without a restart; requests in flight finish on the old model. `SIGHUP` does the same.
+         */
+        post: operations["admin_reload_v1_admin_reload_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Cases
+         * @description Cases newest first, filtered; follow `next_cursor` for older ones.
+         */
+        get: operations["list_cases_v1_cases_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cases/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Cases
+         * @description Every matching case: `csv` (one row a case), `jsonl` (the full records, responses included) or `zip` — the
+         *     stored images of the reviewed cases in `real/` and `fake/` by the reviewer's label, the labelled folder
+         *     `detecteur data manifest` reads (with `disagreements=true`: the next training round's hard cases).
+         */
+        get: operations["export_cases_v1_cases_export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cases/{case_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Case
+         * @description One case with the full response the API gave.
+         */
+        get: operations["get_case_v1_cases__case_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Case
+         * @description Erase the case: its record, its stored image and thumbnail.
+         */
+        delete: operations["delete_case_v1_cases__case_id__delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Review Case
+         * @description A reviewer's decision and/or note; the API key's name is recorded as `decided_by`.
+         */
+        patch: operations["review_case_v1_cases__case_id__patch"];
+        trace?: never;
+    };
+    "/v1/cases/{case_id}/image": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Case Image
+         * @description The uploaded bytes, when the server keeps them (`store_images`) and the retention period has not passed.
+         */
+        get: operations["case_image_v1_cases__case_id__image_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/cases/{case_id}/thumbnail": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Case Thumbnail
+         * @description A small JPEG of the image, when the server keeps them (`case_thumbnails`).
+         */
+        get: operations["case_thumbnail_v1_cases__case_id__thumbnail_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -198,6 +332,194 @@ export interface components {
             /** Y */
             y: number;
         };
+        /** CaseDetail */
+        CaseDetail: {
+            /**
+             * Api Key Name
+             * @description The name of the API key that asked (never the key).
+             */
+            api_key_name: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Decided At */
+            decided_at: string | null;
+            /** Decided By */
+            decided_by: string | null;
+            /** Decision */
+            decision: ("confirmed_synthetic" | "confirmed_authentic" | "unsure") | null;
+            /**
+             * Disagreement
+             * @description A reviewer's confirmed label differs from the model's verdict.
+             */
+            disagreement: boolean;
+            /** Fake Probability */
+            fake_probability: number;
+            /** Filename */
+            filename: string | null;
+            /**
+             * Has Image
+             * @description The uploaded bytes are stored (GET /v1/cases/{id}/image).
+             */
+            has_image: boolean;
+            /** Has Thumbnail */
+            has_thumbnail: boolean;
+            /** Id */
+            id: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "image" | "video";
+            /** Media Type */
+            media_type: string;
+            /** Model Version */
+            model_version: string;
+            /** Note */
+            note: string | null;
+            /**
+             * Previous Case Id
+             * @description The most recent earlier case with the same bytes.
+             */
+            previous_case_id: number | null;
+            /**
+             * Response
+             * @description The API's full answer for this file when it was judged.
+             */
+            response: {
+                [key: string]: unknown;
+            };
+            /** Sha256 */
+            sha256: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /** Verdict */
+            verdict: string;
+        };
+        /** CaseLink */
+        CaseLink: {
+            /**
+             * Id
+             * @description The case recorded for this file: GET /v1/cases/{id}.
+             */
+            id: number;
+            seen_before?: components["schemas"]["SeenBefore"] | null;
+        };
+        /** CasePage */
+        CasePage: {
+            /** Cases */
+            cases: components["schemas"]["CaseSummary"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` for the next (older) page; null on the last.
+             */
+            next_cursor: string | null;
+        };
+        /** CaseSummary */
+        CaseSummary: {
+            /**
+             * Api Key Name
+             * @description The name of the API key that asked (never the key).
+             */
+            api_key_name: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Decided At */
+            decided_at: string | null;
+            /** Decided By */
+            decided_by: string | null;
+            /** Decision */
+            decision: ("confirmed_synthetic" | "confirmed_authentic" | "unsure") | null;
+            /**
+             * Disagreement
+             * @description A reviewer's confirmed label differs from the model's verdict.
+             */
+            disagreement: boolean;
+            /** Fake Probability */
+            fake_probability: number;
+            /** Filename */
+            filename: string | null;
+            /**
+             * Has Image
+             * @description The uploaded bytes are stored (GET /v1/cases/{id}/image).
+             */
+            has_image: boolean;
+            /** Has Thumbnail */
+            has_thumbnail: boolean;
+            /** Id */
+            id: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "image" | "video";
+            /** Media Type */
+            media_type: string;
+            /** Model Version */
+            model_version: string;
+            /** Note */
+            note: string | null;
+            /**
+             * Previous Case Id
+             * @description The most recent earlier case with the same bytes.
+             */
+            previous_case_id: number | null;
+            /** Sha256 */
+            sha256: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /** Verdict */
+            verdict: string;
+        };
+        /**
+         * CaseUpdate
+         * @description Only the fields sent change; `null` clears one.
+         */
+        CaseUpdate: {
+            /** Decision */
+            decision?: ("confirmed_synthetic" | "confirmed_authentic" | "unsure") | null;
+            /** Note */
+            note?: string | null;
+        };
+        /** ContentCredentialsResult */
+        ContentCredentialsResult: {
+            /**
+             * Actions
+             * @default []
+             */
+            actions: string[];
+            /** Claim Generator */
+            claim_generator?: string | null;
+            /** Detail */
+            detail?: string | null;
+            /**
+             * Digital Source Types
+             * @description IPTC terms, e.g. `trainedAlgorithmicMedia`.
+             * @default []
+             */
+            digital_source_types: string[];
+            /**
+             * Failures
+             * @description C2PA validation failure codes.
+             * @default []
+             */
+            failures: string[];
+            /** Signed At */
+            signed_at?: string | null;
+            /** Signer */
+            signer?: string | null;
+            /**
+             * Status
+             * @description `valid`: intact and signed by a trusted certificate; `untrusted`: intact, signed by a certificate not on this service's trust list; `invalid`: a signature or hash does not match (tampered or damaged — never proof); `unreadable`: present but could not be parsed.
+             * @enum {string}
+             */
+            status: "absent" | "valid" | "untrusted" | "invalid" | "unreadable";
+        };
         /** ErrorDetail */
         ErrorDetail: {
             /**
@@ -215,13 +537,60 @@ export interface components {
         ErrorResponse: {
             error: components["schemas"]["ErrorDetail"];
         };
+        /** Evidence */
+        Evidence: {
+            /**
+             * Conclusion
+             * @description What the strongest line(s) of evidence point to.
+             * @enum {string}
+             */
+            conclusion: "synthetic" | "authentic" | "inconclusive";
+            content_credentials: components["schemas"]["ContentCredentialsResult"];
+            /**
+             * Lines
+             * @description Pixel model, content credentials, metadata.
+             */
+            lines: components["schemas"]["EvidenceLine"][];
+            metadata: components["schemas"]["MetadataResult"];
+            /**
+             * Strength
+             * @description How strong that line is; the summary never claims more.
+             * @enum {string}
+             */
+            strength: "decisive" | "strong" | "moderate" | "weak" | "none";
+            /**
+             * Summary
+             * @description The combined reading in plain words.
+             */
+            summary: string;
+        };
+        /** EvidenceLine */
+        EvidenceLine: {
+            /**
+             * Points To
+             * @enum {string}
+             */
+            points_to: "synthetic" | "authentic" | "inconclusive";
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "pixel_model" | "content_credentials" | "metadata";
+            /** Statement */
+            statement: string;
+            /**
+             * Strength
+             * @enum {string}
+             */
+            strength: "decisive" | "strong" | "moderate" | "weak" | "none";
+        };
         /** FaceResult */
         FaceResult: {
             /** @description The face in image pixels; null when the whole image was judged. */
             box: components["schemas"]["Box"] | null;
             /**
              * Confidence
-             * @description max(softmax): probability of the more likely class.
+             * @description max(p, 1 − p): probability of the more likely class.
              */
             confidence: number;
             /**
@@ -234,11 +603,14 @@ export interface components {
              * @description Grad-CAM overlay (base64 PNG) when explain=true.
              */
             heatmap_png?: string | null;
+            /** @description Null when the stability check is turned off. */
+            stability?: components["schemas"]["StabilityResult"] | null;
             /**
              * Verdict
+             * @description `uncertain`: the model would have decided, but its score did not hold under mild degradations.
              * @enum {string}
              */
-            verdict: "authentic" | "borderline" | "synthetic";
+            verdict: "authentic" | "borderline" | "synthetic" | "uncertain";
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -257,12 +629,16 @@ export interface components {
              * Status
              * @enum {string}
              */
-            status: "ok" | "loading" | "unavailable";
+            status: "ok" | "loading" | "unavailable" | "draining";
         };
         /** ImageResult */
         ImageResult: {
+            /** @description The case recorded for this image, and the earlier one when the same bytes were seen. */
+            case?: components["schemas"]["CaseLink"] | null;
             /** Confidence */
             confidence: number;
+            /** @description Every line of evidence about this image, side by side, with a summary. */
+            evidence: components["schemas"]["Evidence"];
             /**
              * Face Detected
              * @description False when no face was found and the whole image was judged.
@@ -282,9 +658,38 @@ export interface components {
              * @description The most suspicious face's verdict.
              * @enum {string}
              */
-            verdict: "authentic" | "borderline" | "synthetic";
+            verdict: "authentic" | "borderline" | "synthetic" | "uncertain";
             /** Width */
             width: number;
+        };
+        /** MetadataResult */
+        MetadataResult: {
+            /** Camera Make */
+            camera_make?: string | null;
+            /** Camera Model */
+            camera_model?: string | null;
+            /** Captured At */
+            captured_at?: string | null;
+            /** Detail */
+            detail?: string | null;
+            /**
+             * Digital Source Type
+             * @description XMP `Iptc4xmpExt:DigitalSourceType` (IPTC term).
+             */
+            digital_source_type?: string | null;
+            /**
+             * Generator Markers
+             * @description What in the file names an image generator.
+             * @default []
+             */
+            generator_markers: string[];
+            /** Software */
+            software?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "absent" | "present" | "unreadable";
         };
         /** ModelInfo */
         ModelInfo: {
@@ -366,6 +771,25 @@ export interface components {
             /** Threshold */
             threshold: number;
         };
+        /** ReloadRequest */
+        ReloadRequest: {
+            /**
+             * Model Path
+             * @description A model file on the server to switch to; default: the configured one, read again.
+             */
+            model_path?: string | null;
+        };
+        /** ReloadResult */
+        ReloadResult: {
+            /** Load Seconds */
+            load_seconds: number;
+            /** Model Path */
+            model_path: string;
+            /** Model Version */
+            model_version: string;
+            /** Previous Version */
+            previous_version: string | null;
+        };
         /**
          * SeedPredictResponse
          * @description The seed web client's contract, with the labels the right way round.
@@ -373,9 +797,10 @@ export interface components {
         SeedPredictResponse: {
             /**
              * Confidence
-             * @description Percent: probability of the reported result.
+             * @description Percent, 50–100: how far the face is from the decision threshold, as the probability of the reported result once the threshold is folded into the calibration (so that it sits at 50).
              */
             confidence: number;
+            /** @description The same threshold-centred probabilities: fake + real = 1. */
             raw_scores: components["schemas"]["SeedRawScores"];
             /**
              * Result
@@ -390,6 +815,30 @@ export interface components {
             /** Real */
             real: number;
         };
+        /**
+         * SeenBefore
+         * @description The same bytes were judged before: the most recent earlier case, and how many there were.
+         */
+        SeenBefore: {
+            /** Case Id */
+            case_id: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Decision */
+            decision: ("confirmed_synthetic" | "confirmed_authentic" | "unsure") | null;
+            /** Model Version */
+            model_version: string;
+            /**
+             * Times
+             * @description Earlier cases with the same sha256.
+             */
+            times: number;
+            /** Verdict */
+            verdict: string;
+        };
         /** SeriesPoint */
         SeriesPoint: {
             /**
@@ -402,6 +851,28 @@ export interface components {
             /** Time S */
             time_s: number;
         };
+        /** StabilityResult */
+        StabilityResult: {
+            /**
+             * Probabilities
+             * @description The face's fake probability re-scored after each mild degradation: `jpeg_q75` (re-saved as JPEG at quality 75), `resize_0.75` (shrunk to 0.75×), `shift_4px` (moved 4 px).
+             */
+            probabilities: {
+                [key: string]: number;
+            };
+            /**
+             * Spread
+             * @description Max − min over the original and the degraded probabilities.
+             */
+            spread: number;
+            /**
+             * Stable
+             * @description False: a decided verdict became `uncertain`.
+             */
+            stable: boolean;
+            /** Straddles Threshold */
+            straddles_threshold: boolean;
+        };
         /** Timings */
         Timings: {
             /** Decode Ms */
@@ -410,6 +881,11 @@ export interface components {
             faces_ms: number;
             /** Model Ms */
             model_ms: number;
+            /**
+             * Provenance Ms
+             * @default 0
+             */
+            provenance_ms: number;
             /** Total Ms */
             total_ms: number;
         };
@@ -462,7 +938,7 @@ export interface components {
              * @description The model's threshold and borderline band applied to the mean.
              * @enum {string}
              */
-            verdict: "authentic" | "borderline" | "synthetic";
+            verdict: "authentic" | "borderline" | "synthetic" | "uncertain";
         };
         /** ValidationError */
         ValidationError: {
@@ -515,6 +991,8 @@ export interface components {
                 number,
                 number
             ];
+            /** @description The case recorded for this video, and the earlier one when the same bytes were seen. */
+            case?: components["schemas"]["CaseLink"] | null;
             /** Confidence */
             confidence: number;
             /**
@@ -545,7 +1023,7 @@ export interface components {
              * @description The most suspicious track's verdict.
              * @enum {string}
              */
-            verdict: "authentic" | "borderline" | "synthetic";
+            verdict: "authentic" | "borderline" | "synthetic" | "uncertain";
             video: components["schemas"]["VideoInfoResult"];
         };
     };
@@ -682,6 +1160,553 @@ export interface operations {
             };
             /** @description Too Many Requests */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    admin_reload_v1_admin_reload_post: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The server's DETECTEUR_ADMIN_KEY. */
+                "x-admin-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ReloadRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReloadResult"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_cases_v1_cases_get: {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                limit?: number;
+                /** @description The model's verdict. */
+                verdict?: ("authentic" | "borderline" | "synthetic" | "uncertain") | null;
+                /** @description A reviewer decision, "none" (not reviewed) or "any" (reviewed). */
+                decision?: ("confirmed_synthetic" | "confirmed_authentic" | "unsure" | "none" | "any") | null;
+                model_version?: string | null;
+                /** @description Judged at or after (ISO 8601; UTC when no zone). */
+                since?: string | null;
+                /** @description Judged before (ISO 8601; UTC when no zone). */
+                until?: string | null;
+                sha256?: string | null;
+                kind?: ("image" | "video") | null;
+                /** @description Only cases whose reviewer-confirmed label differs from the model's verdict. */
+                disagreements?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CasePage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    export_cases_v1_cases_export_get: {
+        parameters: {
+            query?: {
+                format?: "csv" | "jsonl" | "zip";
+                /** @description The model's verdict. */
+                verdict?: ("authentic" | "borderline" | "synthetic" | "uncertain") | null;
+                /** @description A reviewer decision, "none" (not reviewed) or "any" (reviewed). */
+                decision?: ("confirmed_synthetic" | "confirmed_authentic" | "unsure" | "none" | "any") | null;
+                model_version?: string | null;
+                /** @description Judged at or after (ISO 8601; UTC when no zone). */
+                since?: string | null;
+                /** @description Judged before (ISO 8601; UTC when no zone). */
+                until?: string | null;
+                sha256?: string | null;
+                kind?: ("image" | "video") | null;
+                /** @description Only cases whose reviewer-confirmed label differs from the model's verdict. */
+                disagreements?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_case_v1_cases__case_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_case_v1_cases__case_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    review_case_v1_cases__case_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CaseUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CaseDetail"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    case_image_v1_cases__case_id__image_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    case_thumbnail_v1_cases__case_id__thumbnail_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                case_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
