@@ -37,7 +37,19 @@ const RESULT: ImageResult = {
     },
     { box: { x: 160, y: 20, width: 40, height: 40, score: 0.7 }, fake_probability: 0.1, verdict: "authentic", confidence: 0.9 },
   ],
-  timings: { decode_ms: 2, faces_ms: 7, model_ms: 120, total_ms: 130 },
+  evidence: {
+    conclusion: "synthetic",
+    strength: "moderate",
+    summary: "The pixel model judges the most suspicious face synthetic (p=0.96).",
+    lines: [
+      { source: "pixel_model", points_to: "synthetic", strength: "moderate", statement: "The pixel model judges the most suspicious face synthetic (p=0.96)." },
+      { source: "content_credentials", points_to: "inconclusive", strength: "none", statement: "No Content Credentials." },
+      { source: "metadata", points_to: "inconclusive", strength: "none", statement: "No metadata about the image's origin." },
+    ],
+    content_credentials: { status: "absent", claim_generator: null, signer: null, signed_at: null, digital_source_types: [], actions: [], failures: [], detail: null },
+    metadata: { status: "absent", digital_source_type: null, generator_markers: [], software: null, camera_make: null, camera_model: null, captured_at: null, detail: null },
+  },
+  timings: { provenance_ms: 0, decode_ms: 2, faces_ms: 7, model_ms: 120, total_ms: 130 },
 };
 
 const RESPONSE: PredictResponse = { model_version: "0.2.0", threshold: 0.5191, borderline_band: [0.3, 0.7], results: [RESULT] };
@@ -73,7 +85,7 @@ const VIDEO: VideoResponse = {
     track(1, "synthetic", [[0, 0.8], [2, 0.95], [3, 0.8]]),
   ],
   series: [],
-  timings: { decode_ms: 40, faces_ms: 300, model_ms: 500, total_ms: 900 },
+  timings: { provenance_ms: 0, decode_ms: 40, faces_ms: 300, model_ms: 500, total_ms: 900 },
 };
 
 function entry(id: string, thumbnail: string | null = "data:image/jpeg;base64,AAAA"): HistoryEntry {
