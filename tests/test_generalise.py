@@ -49,7 +49,7 @@ def test_native_crop_keeps_the_pixels_and_the_canonical_crop_is_unchanged() -> N
 def test_model_windows_never_shrink_a_large_crop() -> None:
     large = _photo((300, 300))
     windows = model_windows(large, 224)
-    assert len(windows) == 5
+    assert len(windows) == 2
     assert all(window.size == (224, 224) for window in windows)
     # The centre window is the crop's own pixels, not a resampled copy.
     assert np.array_equal(np.asarray(windows[0]), np.asarray(large)[38:262, 38:262])
@@ -168,6 +168,46 @@ def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Pa
             figures = fold["conditions"][condition]
             assert 0.0 <= figures["auc"] <= 1.0 and 0.0 <= figures["recall"] <= 1.0
             assert set(figures["fpr_by_real_source"]) == {"camera"}
+            assert all(fold["held_out"] in path for path, _ in figures["worst_misses"])
+            assert all("camera" in path for path, _ in figures["worst_false_positives"])
     written = json.loads((tmp_path / "report" / "logo.json").read_text())
     assert written["summary"]["web"]["worst_auc"] <= written["summary"]["web"]["mean_auc"]
     assert "gen-a" in (tmp_path / "report" / "logo.md").read_text()
+
+
+def test_matched_weights_make_the_reals_look_like_the_fakes() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from detecteur.logo import matched_weights
+
+    rng = np.random.default_rng(0)
+    fake_sharpness = rng.normal(1.0, 0.5, 300)
+    real_sharpness = rng.normal(0.0, 1.0, 900)  # reals blurrier: sharpness alone separates the classes
+    labels = np.array([SYNTHETIC] * 300 + [AUTHENTIC] * 900)
+    sharpness = np.concatenate([fake_sharpness, real_sharpness])
+    sizes = rng.integers(150, 400, len(labels)).astype(float)
+    assert roc_auc_score(labels, sharpness) > 0.75
+    weights = matched_weights(labels, [sharpness, sizes], (5, 3))
+    assert abs(roc_auc_score(labels, sharpness, sample_weight=weights) - 0.5) < 0.06
+    assert np.all(weights[labels == SYNTHETIC] == 1.0)
+    assert weights[labels == AUTHENTIC][real_sharpness < fake_sharpness.min()].sum() == 0  # no matching fakes
+
+
+def test_logo_gallery_draws_the_worst_failures(two_generator_split: Path, tmp_path: Path) -> None:
+    from detecteur.plots import plot_logo_gallery
+
+    records = [r for r in read_records(two_generator_split) if r.split == "test"][:2]
+    folds = [
+        {
+            "held_out": "gen-a",
+            "conditions": {
+                "web": {
+                    "worst_misses": [(str(records[0].path), 0.1)],
+                    "worst_false_positives": [(str(records[1].path), 0.9)],
+                }
+            },
+        }
+    ]
+    out = plot_logo_gallery({"folds": folds}, tmp_path / "gallery.png")
+    with Image.open(out) as drawn:
+        assert drawn.width > 100 and drawn.height > 100

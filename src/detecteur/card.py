@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from detecteur import plots
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
 from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.evaluate import nested_table
@@ -137,6 +138,7 @@ def ship(
     version: str,
     extra_reports: list[Path] | None = None,
     parent_run: Path | None = None,
+    logo_report: Path | None = None,
 ) -> Path:
     """Write `run_dir`'s calibrated model as `models_dir/detecteur-<arch>-<version>.safetensors` (its metadata
     version set to `version`, its training stages recorded), its figures to `models_dir/figures/`, and
@@ -269,6 +271,8 @@ def ship(
             *nested_table({"cross-dataset": other}, "set", ("n", *HEADLINE)),
             "",
         ]
+    if logo_report is not None:
+        lines += _logo_section(json.loads(logo_report.read_text()), figures)
     ablation = figures / "ablation.md"
     if ablation.is_file():
         lines += ["## Ablation (`scripts/ablation.py`)", "", ablation.read_text().strip(), ""]
@@ -300,6 +304,25 @@ def ship(
     ]
     atomic_write_text(models_dir / "MODEL_CARD.md", "\n".join(lines))
     return model_file
+
+
+def _logo_section(logo: dict[str, Any], figures: Path) -> list[str]:
+    """The leave-one-generator-out tables the recipe was chosen by, and the gallery of its worst failures."""
+    from detecteur.logo import logo_markdown
+
+    gallery = plots.plot_logo_gallery(logo, figures / "logo_failures.png")
+    tables = logo_markdown(logo).split("\n", 1)[1].replace("\n## ", "\n### ")
+    return [
+        "## Generators never trained on (leave-one-generator-out)",
+        "",
+        f"Recipe `{logo['recipe']}` on the fold budget {logo['budget']}: each fold trains without one generator and "
+        "scores it against the test split's reals, matched to its fakes on sharpness and size. Short runs rank "
+        "recipes; the shipped model trained longer, on every generator.",
+        tables.strip(),
+        "",
+        f"![worst failures](figures/{gallery.name})",
+        "",
+    ]
 
 
 def _shareable_report(report: dict[str, Any]) -> dict[str, Any]:

@@ -220,6 +220,9 @@ def evaluate(
         Path | None, typer.Option(help="Recipe (TOML) to measure leave-one-generator-out, with --split and --out.")
     ] = None,
     split: Annotated[Path | None, typer.Option(help="Split CSV for --logo.")] = None,
+    native_crops: Annotated[
+        bool, typer.Option(help="With --data: the folder holds native crops (`detecteur data faces --native`).")
+    ] = False,
     cross_dataset: Annotated[
         Path | None, typer.Option(help="With --logo: a {real,fake}/ folder of crops each fold model also scores.")
     ] = None,
@@ -238,7 +241,9 @@ def evaluate(
         if run is not None:
             report = evaluate_run(run, out_dir=out, device_name=device, robustness=robustness)
         elif model is not None and data is not None:
-            report = evaluate_folder(model, data, out_dir=out, device_name=device)
+            report = evaluate_folder(
+                model, data, out_dir=out, device_name=device, crop_files="native" if native_crops else "canonical"
+            )
         else:
             raise _fail("give --run RUN_DIR, or --model FILE with --data DIR")
     except (DataError, ModelFileError, ImageError, OSError) as error:
@@ -292,13 +297,16 @@ def ship(
             help="For a fine-tuning run whose starting model records no training stages: the run that made it."
         ),
     ] = None,
+    logo: Annotated[
+        Path | None, typer.Option(help="logo.json of the recipe's leave-one-generator-out sweep, for the card.")
+    ] = None,
 ) -> None:
     """Copy a run's calibrated model and figures into models/ and write MODEL_CARD.md from its files."""
     from detecteur.card import ship as ship_run
     from detecteur.model import ModelFileError
 
     try:
-        model_file = ship_run(run, models_dir, version, cross_dataset, parent_run)
+        model_file = ship_run(run, models_dir, version, cross_dataset, parent_run, logo)
     except (ModelFileError, OSError, KeyError) as error:
         raise _fail(f"cannot ship {run}: {error}") from error
     console.print(f"shipped {model_file} and {models_dir / 'MODEL_CARD.md'}")

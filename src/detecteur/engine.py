@@ -27,6 +27,7 @@ from detecteur.image_source import ImageLimits, ImageSource, open_source
 from detecteur.metrics import fake_probabilities
 from detecteur.model import ModelFileError, ModelMetadata, load_model, read_metadata
 from detecteur.preprocess import preprocess
+from detecteur.windows import region_logits
 
 log = logging.getLogger(__name__)
 
@@ -217,27 +218,9 @@ class Detector:
                 self._torch_model, _ = load_model(self.model_path, self.device)
             return self._torch_model
 
-    @torch.inference_mode()
     def region_logits(self, regions: Sequence[Image.Image]) -> np.ndarray:
-        """N×2 logits, one row per region (see `regions`): the average over the windows the model looks at in it
-        (`faces.framed_windows`), run in batches."""
-        spec = self.metadata.input_spec
-        windows = [framed_windows(region, self.metadata.framing, spec.input_size) for region in regions]
-        flat = [window for group in windows for window in group]
-        logits = (
-            np.concatenate(
-                [
-                    self.backend.logits(
-                        torch.stack([preprocess(w, spec) for w in flat[start : start + self.batch_size]])
-                    )
-                    for start in range(0, len(flat), self.batch_size)
-                ]
-            )
-            if flat
-            else np.zeros((0, 2), dtype=np.float32)
-        )
-        ends = np.cumsum([len(group) for group in windows])
-        return np.stack([logits[end - len(group) : end].mean(axis=0) for group, end in zip(windows, ends, strict=True)])
+        """N×2 logits, one row per region (see `regions`), windows averaged (`windows.region_logits`)."""
+        return region_logits(self.backend, self.metadata.input_spec, self.metadata.framing, regions, self.batch_size)
 
     def predict(self, regions: Sequence[Image.Image]) -> list[Verdict]:
         """Calibrated verdicts, one per region (a native face crop, or the image for a whole-image model)."""

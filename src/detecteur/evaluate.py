@@ -17,16 +17,27 @@ from PIL import Image, ImageFilter
 from torch import nn
 
 from detecteur import plots
+from detecteur.backends import TorchBackend
 from detecteur.config import (
     LABEL_NAMES,
     RUN_BEST_MODEL_FILE,
     RUN_CALIBRATED_MODEL_FILE,
     RUN_CONFIG_FILE,
     RUN_METRICS_FILE,
+    CropFiles,
+    Framing,
     Settings,
     TrainConfig,
 )
-from detecteur.data import ImageRecord, make_loader, read_records, recompress_jpeg, scan_dataset, select_split
+from detecteur.data import (
+    ImageRecord,
+    make_loader,
+    open_image,
+    read_records,
+    recompress_jpeg,
+    scan_dataset,
+    select_split,
+)
 from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.files import atomic_write_text
 from detecteur.metrics import (
@@ -42,6 +53,7 @@ from detecteur.metrics import (
 )
 from detecteur.model import load_model, pick_device, predict_logits, save_model
 from detecteur.preprocess import InputSpec, preprocess
+from detecteur.windows import region_logits
 
 
 def _format_value(value: Any) -> str:
@@ -164,11 +176,26 @@ def _score_records(
     batch_size: int,
     num_workers: int,
     perturbation: Callable[[Image.Image], Image.Image] | None = None,
+    framing: Framing | None = None,
 ) -> tuple[FloatArray, IntArray]:
+    """Logits and labels of `records`. Crop files already normalised to the input (`framing` None) go through the
+    serving transform; native crop files (`framing` given) through the windows the model's framing cuts, logits
+    averaged (`windows.region_logits`), exactly as the service judges a face."""
+    if framing is not None:
+        regions = [open_image(record.path) for record in records]
+        if perturbation is not None:
+            regions = [perturbation(region) for region in regions]
+        logits = region_logits(TorchBackend(model, device), spec, framing, regions, batch_size)
+        return logits.astype(np.float64), np.array([record.label for record in records], dtype=np.int64)
     transform = PerturbedInput(perturbation, spec) if perturbation else None
     loader = make_loader(records, spec, None, batch_size, num_workers, seed=0, shuffle=False, transform=transform)
     logits, labels = predict_logits(model, loader, device)
     return logits.astype(np.float64), labels
+
+
+def _framing_of_files(crop_files: CropFiles, framing: Framing) -> Framing | None:
+    """The framing to score crop files with: None for canonical files (they are the model's input already)."""
+    return framing if crop_files == "native" else None
 
 
 def _hardest_errors(
@@ -250,13 +277,14 @@ def _robustness(
     config: TrainConfig,
     calibration: tuple[float, tuple[float, float], float],
     clean_auc: float | None,
+    framing: Framing | None,
 ) -> dict[str, dict[str, Any]]:
     """Test AUC and accuracy under each of `PERTURBATIONS`, and the AUC drop from the clean test split."""
     temperature, adjustment, threshold = calibration
     table: dict[str, dict[str, Any]] = {}
     for name, perturbation in PERTURBATIONS.items():
         logits, labels = _score_records(
-            model, records, spec, device, config.batch_size, config.num_workers, perturbation
+            model, records, spec, device, config.batch_size, config.num_workers, perturbation, framing
         )
         metrics = compute_metrics(labels, fake_probabilities(logits, temperature, adjustment), threshold)
         auc = metrics["roc_auc"]
@@ -288,8 +316,13 @@ def evaluate_run(
     spec = metadata.input_spec
     records = read_records(split_file)
     val_records, test_records = select_split(records, "val"), select_split(records, "test")
-    val_logits, val_labels = _score_records(model, val_records, spec, device, config.batch_size, config.num_workers)
-    test_logits, test_labels = _score_records(model, test_records, spec, device, config.batch_size, config.num_workers)
+    framing = _framing_of_files(config.crop_files, metadata.framing)
+    val_logits, val_labels = _score_records(
+        model, val_records, spec, device, config.batch_size, config.num_workers, framing=framing
+    )
+    test_logits, test_labels = _score_records(
+        model, test_records, spec, device, config.batch_size, config.num_workers, framing=framing
+    )
 
     # Undo the class-weight prior shift first, then fit the temperature: both from training facts and the
     # validation split only.
@@ -339,7 +372,7 @@ def evaluate_run(
         report["fairness_utkface"] = fairness
     if robustness:
         report["robustness"] = _robustness(
-            model, test_records, spec, device, config, (temperature, adjustment, threshold), metrics["roc_auc"]
+            model, test_records, spec, device, config, (temperature, adjustment, threshold), metrics["roc_auc"], framing
         )
     write_report(report, out_dir)
 
@@ -363,15 +396,23 @@ def evaluate_run(
 
 
 def evaluate_folder(
-    model_path: Path, data_dir: Path, out_dir: Path | None = None, device_name: str | None = None
+    model_path: Path,
+    data_dir: Path,
+    out_dir: Path | None = None,
+    device_name: str | None = None,
+    crop_files: CropFiles = "canonical",
 ) -> dict[str, Any]:
     """Score every image under `data_dir/{real,fake}/` with a model file as shipped (its own temperature
-    and threshold) and report; `out_dir` defaults to `reports/<model>/<folder>`."""
+    and threshold) and report; `out_dir` defaults to `reports/<model>/<folder>`. `crop_files` says whether the
+    folder holds normalised crops or native ones (`detecteur data faces --native`)."""
     device = pick_device(device_name)
     model, metadata = load_model(model_path, device)
     records = scan_dataset(data_dir)
     out_dir = out_dir or Path("reports") / model_path.stem / data_dir.name
-    logits, labels = _score_records(model, records, metadata.input_spec, device, Settings().batch_size, 2)
+    framing = _framing_of_files(crop_files, metadata.framing)
+    logits, labels = _score_records(
+        model, records, metadata.input_spec, device, Settings().batch_size, 2, framing=framing
+    )
     raw = fake_probabilities(logits)
     probs = fake_probabilities(logits, metadata.temperature, metadata.logit_adjustment)
     metrics = compute_metrics(labels, probs, metadata.threshold)

@@ -4,9 +4,9 @@ For each fake source in `recipe.logo.held_out`, a short run (the recipe on the f
 other source, its held-out generator left out of training and validation; then the held-out generator's fakes are
 scored against the reals of the test split, which no fold trains on. Two conditions: the faces as stored, and
 "web" — every face shrunk to a thumbnail size and re-encoded at JPEG q75, reals and fakes alike, as typical web
-images are. Sources differ in sharpness, so each fold's AUC is also given with the reals re-weighted so that
-sharpness alone scores 0.5 (`data.sharpness_balancing_weights`), with the one-statistic AUCs beside it: a fold
-whose sharpness or size AUC is far from 0.5 says more about the data than about the model.
+images are. Sources differ in sharpness and size, so each fold's AUC is computed with the reals re-weighted to
+match the held-out fakes on both (`matched_weights`), with the one-statistic AUCs beside it: a fold whose
+sharpness or size AUC stays far from 0.5 says more about the data than about the model.
 """
 
 from __future__ import annotations
@@ -35,13 +35,11 @@ from detecteur.data import (
     scan_dataset,
     select_split,
     sharpness,
-    sharpness_balancing_weights,
 )
-from detecteur.faces import framed_windows
 from detecteur.files import atomic_write_text
 from detecteur.metrics import fake_probabilities
 from detecteur.model import ModelMetadata, load_model
-from detecteur.preprocess import preprocess
+from detecteur.windows import region_logits
 
 console = Console(stderr=True)
 
@@ -53,6 +51,10 @@ TARGET_VALIDATION_FPR = 0.03
 WEB_JPEG_QUALITY = 75
 WEB_SIDE_RANGE = (150, 230)  # a face crop in a 200–256 px web image
 CONDITIONS = ("stored", "web")
+# Images per fold and kind in the gallery of failures (`plots.plot_logo_gallery`).
+GALLERY_PER_FOLD = 4
+# Cells per statistic (sharpness, crop side) in which the reals are matched to the held-out fakes.
+MATCHING_BINS = (5, 3)
 
 
 def web_version(image: Image.Image, key: str) -> Image.Image:
@@ -66,16 +68,10 @@ def web_version(image: Image.Image, key: str) -> Image.Image:
     return recompress_jpeg(image, WEB_JPEG_QUALITY)
 
 
-@torch.inference_mode()
 def score_regions(model: torch.nn.Module, metadata: ModelMetadata, regions: Sequence[Image.Image]) -> np.ndarray:
     """Uncalibrated fake probabilities of native face crops, windows averaged as the service does."""
     backend = TorchBackend(model, torch.device("cpu"))
-    spec = metadata.input_spec
-    logits = []
-    for region in regions:
-        windows = framed_windows(region, metadata.framing, spec.input_size)
-        logits.append(backend.logits(torch.stack([preprocess(w, spec) for w in windows])).mean(axis=0))
-    return fake_probabilities(np.stack(logits))
+    return fake_probabilities(region_logits(backend, metadata.input_spec, metadata.framing, regions))
 
 
 def _sample(records: Sequence[ImageRecord], limit: int, seed: int = 0) -> list[ImageRecord]:
@@ -92,28 +88,46 @@ def _auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = No
 
 @dataclass
 class ConditionResult:
-    auc: float | None  # reals re-weighted so that sharpness alone scores 0.5
+    auc: float | None  # reals re-weighted to match the fakes' sharpness and size (`matched_weights`)
     auc_unweighted: float | None
     sharpness_auc: float | None  # sharpness alone as the score, unweighted
     sharpness_auc_weighted: float | None
-    size_auc_weighted: float | None  # the stored crop's side alone as the score
+    size_auc_weighted: float | None  # the scored crop's side alone as the score
     recall: float  # of the held-out fakes at the fold's threshold
     fpr_by_real_source: dict[str, float]
+    # The held-out fakes scored least fake and the reals scored most fake: (file, fake probability), worst first.
+    worst_misses: list[tuple[str, float]]
+    worst_false_positives: list[tuple[str, float]]
+
+
+def matched_weights(labels: np.ndarray, statistics: Sequence[np.ndarray], bins: Sequence[int]) -> np.ndarray:
+    """Weights under which the reals look like the fakes on every one of `statistics`: the statistics are cut into
+    cells at the fakes' quantiles (`bins` per statistic), each real weighs (fakes in its cell / reals in its cell),
+    and reals in a cell without fakes weigh nothing. Fakes weigh 1."""
+    fakes = labels == SYNTHETIC
+    cell = np.zeros(len(labels), dtype=np.int64)
+    for values, count in zip(statistics, bins, strict=True):
+        edges = np.quantile(values[fakes], np.linspace(0, 1, count + 1)[1:-1]) if fakes.any() else np.array([])
+        cell = cell * count + np.searchsorted(edges, values, side="right")
+    weights = np.where(fakes, 1.0, 0.0)
+    for value in np.unique(cell):
+        reals_here = ~fakes & (cell == value)
+        if reals_here.any():
+            weights[reals_here] = np.count_nonzero(fakes & (cell == value)) / np.count_nonzero(reals_here)
+    return weights
 
 
 def evaluate_condition(
-    probabilities: np.ndarray,
-    records: Sequence[ImageRecord],
-    regions: Sequence[Image.Image],
-    sizes: np.ndarray,
-    threshold: float,
+    probabilities: np.ndarray, records: Sequence[ImageRecord], regions: Sequence[Image.Image], threshold: float
 ) -> ConditionResult:
     labels = np.array([r.label for r in records])
     sharp = np.array([sharpness(region) for region in regions])
-    weights = sharpness_balancing_weights(labels.tolist(), sharp.tolist())
+    sizes = np.array([min(region.size) for region in regions], dtype=np.float64)
+    weights = matched_weights(labels, [sharp, sizes], MATCHING_BINS)
     fakes, reals = labels == SYNTHETIC, labels == AUTHENTIC
+    sources = np.array([r.source for r in records])
     fpr = {
-        source: float((probabilities[reals & (np.array([r.source for r in records]) == source)] >= threshold).mean())
+        source: float((probabilities[reals & (sources == source)] >= threshold).mean())
         for source in sorted({r.source for r in records if r.label == AUTHENTIC})
     }
     return ConditionResult(
@@ -124,7 +138,18 @@ def evaluate_condition(
         size_auc_weighted=_auc(labels, sizes, weights),
         recall=float((probabilities[fakes] >= threshold).mean()) if fakes.any() else float("nan"),
         fpr_by_real_source=fpr,
+        worst_misses=_extremes(records, probabilities, fakes, lowest=True),
+        worst_false_positives=_extremes(records, probabilities, reals, lowest=False),
     )
+
+
+def _extremes(
+    records: Sequence[ImageRecord], probabilities: np.ndarray, chosen: np.ndarray, lowest: bool
+) -> list[tuple[str, float]]:
+    indices = np.nonzero(chosen)[0]
+    order = indices[np.argsort(probabilities[indices])]
+    picked = order[:GALLERY_PER_FOLD] if lowest else order[::-1][:GALLERY_PER_FOLD]
+    return [(str(records[i].path), round(float(probabilities[i]), 4)) for i in picked]
 
 
 def score_records(
@@ -132,7 +157,6 @@ def score_records(
 ) -> dict[str, ConditionResult]:
     """The model's results on `records` (fakes and reals) in each condition."""
     stored = [open_image(r.path) for r in records]
-    sizes = np.array([min(image.size) for image in stored], dtype=np.float64)
     results = {}
     for condition in CONDITIONS:
         regions = (
@@ -141,7 +165,7 @@ def score_records(
             else [web_version(im, str(r.path)) for im, r in zip(stored, records, strict=True)]
         )
         probabilities = score_regions(model, metadata, regions)
-        results[condition] = evaluate_condition(probabilities, records, regions, sizes, threshold)
+        results[condition] = evaluate_condition(probabilities, records, regions, threshold)
     return results
 
 

@@ -217,3 +217,24 @@ def plot_examples(examples: Sequence[dict[str, Any]], out: Path, columns: int = 
     if title:
         figure.suptitle(title)
     return _save(figure, out)
+
+
+def plot_logo_gallery(report: dict[str, Any], out: Path, condition: str = "web") -> Path:
+    """The worst failures of a leave-one-generator-out sweep (`logo.json`): per fold, the held-out fakes scored
+    least fake (top rows) and the test reals scored most fake (bottom rows), each with its fake probability."""
+    folds = [fold for fold in report["folds"] if "worst_misses" in fold["conditions"][condition]]
+    kinds = (("worst_misses", "missed fake"), ("worst_false_positives", "false alarm"))
+    columns = max((len(fold["conditions"][condition][key]) for fold in folds for key, _ in kinds), default=1)
+    figure, axes = plt.subplots(
+        2 * max(len(folds), 1), columns, figsize=(1.9 * columns, 2.1 * 2 * max(len(folds), 1)), squeeze=False
+    )
+    for axis in axes.flat:
+        axis.axis("off")
+    for row, (fold, (key, label)) in enumerate((fold, kind) for fold in folds for kind in kinds):
+        for column, (path, probability) in enumerate(fold["conditions"][condition][key]):
+            with Image.open(path) as image:
+                axes[row][column].imshow(image.convert("RGB"))
+            axes[row][column].set_title(f"{fold['held_out']}\n{label} p={probability:.2f}", fontsize=7)
+    figure.suptitle(f"Worst leave-one-generator-out failures (scored as {condition} copies)", fontsize=10)
+    figure.tight_layout()
+    return _save(figure, out)
