@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from detecteur.engine import Detector, FaceVerdict, ImageVerdict, decide
-from detecteur.faces import FaceBox, normalise_face
+from detecteur.faces import FaceBox, framed_windows, normalise_face
 from detecteur.model import build, save_model
 from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for
@@ -72,6 +72,8 @@ def test_the_image_verdict_is_its_most_suspicious_face() -> None:
 def test_detector_crops_exactly_like_dataset_preparation(face_crop_model: Path) -> None:
     image = Image.open(SAMPLES / "stylegan-ffhq-fake-00ELJIYESN.jpg").convert("RGB")
     detector = Detector(face_crop_model)
-    (box, crop), *_ = detector.regions(image)[0]
+    (box, region), *_ = detector.regions(image)[0]
     assert box is not None
+    # The region is the face at its own scale; what a face_crop model looks at in it is the prepared crop.
+    (crop,) = framed_windows(region, detector.metadata.framing, detector.metadata.input_size)
     assert np.array_equal(np.asarray(crop), np.asarray(normalise_face(image, box, 64)))

@@ -102,8 +102,8 @@ class ConditionResult:
 
 def matched_weights(labels: np.ndarray, statistics: Sequence[np.ndarray], bins: Sequence[int]) -> np.ndarray:
     """Weights under which the reals look like the fakes on every one of `statistics`: the statistics are cut into
-    cells at the fakes' quantiles (`bins` per statistic), each real weighs (fakes in its cell / reals in its cell),
-    and reals in a cell without fakes weigh nothing. Fakes weigh 1."""
+    cells at the fakes' quantiles (`bins` per statistic; the outermost cells open-ended), each real weighs (fakes in
+    its cell / reals in its cell), and reals in a cell without fakes weigh nothing. Fakes weigh 1."""
     fakes = labels == SYNTHETIC
     cell = np.zeros(len(labels), dtype=np.int64)
     for values, count in zip(statistics, bins, strict=True):
