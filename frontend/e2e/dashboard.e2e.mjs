@@ -350,7 +350,7 @@ test("the evidence panel shows the Content Credentials and metadata lines, and t
   const credentials = await signed.getByTestId("evidence-content_credentials").innerText();
   assert.match(credentials, /Content Credentials \(C2PA\)/);
   assert.match(credentials, /moderate, points to synthetic/);
-  assert.match(credentials, /Detecteur test signer, a certificate this service does not trust, declare the content AI-generated \(trainedAlgorithmicMedia\)/);
+  assert.match(credentials, /Detecteur test signer, a certificate this service does not trust declare the content AI-generated \(trainedAlgorithmicMedia\)/);
   assert.match(await signed.getByTestId("evidence-summary").innerText(), /^Summary \(moderate evidence\):/);
   assert.match(await signed.getByTestId("face-stability").first().innerText(), /^moves [\d.]+ pts under re-compression/);
   const metadata = await parameters.getByTestId("evidence-metadata").innerText();
