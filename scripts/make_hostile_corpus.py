@@ -64,6 +64,8 @@ class HostileCase:
     # Uploads small enough to send thousands of times in the soak test.
     soak: bool = True
     notes: str = ""
+    # For a judged image: the status each named evidence line must have, e.g. (("metadata", "unreadable"),).
+    evidence: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -544,7 +546,9 @@ def cases() -> list[HostileCase]:
             lambda: HostileRequest("GET", "/v1/predict", {}),
         ),
     ]
-    return image_cases + request_cases
+    from scripts.hostile_metadata import metadata_cases  # it builds on this module's HostileCase and upload
+
+    return image_cases + metadata_cases() + request_cases
 
 
 # --- sending ---------------------------------------------------------------------------------------------------------
@@ -621,7 +625,9 @@ def markdown_table() -> str:
     for case in cases():
         code = f"`{case.code}`" if case.code else "— (judged)"
         what = case.what.replace("|", "\\|")
-        lines.append(f"| `{case.name}` | {what} | {case.status} | {code} | {case.notes} |")
+        expected = [f"{line.replace('_', ' ')} `{status}`" for line, status in case.evidence]
+        notes = "; ".join(expected + ([case.notes] if case.notes else []))
+        lines.append(f"| `{case.name}` | {what} | {case.status} | {code} | {notes} |")
     return "\n".join(lines) + "\n"
 
 

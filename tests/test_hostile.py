@@ -52,6 +52,11 @@ def test_each_hostile_input_gets_its_documented_answer_and_the_server_stays_up(s
     assert (outcome.status, outcome.code) == (case.status, case.code), outcome.body
     if case.code:
         assert outcome.body["error"]["message"]  # type: ignore[index]
+    if case.evidence:
+        (result,) = outcome.body["results"]  # type: ignore[misc]
+        assert {line: result["evidence"][line]["status"] for line, _ in case.evidence} == dict(case.evidence)
+        # Never a hang: reading the hostile metadata takes milliseconds (a generous bound for a busy machine).
+        assert result["timings"]["provenance_ms"] < 5000
     assert send(HostileRequest("GET", "/health", {}), HOST, server).status == 200
 
 

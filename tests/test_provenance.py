@@ -125,6 +125,13 @@ def test_a_malformed_manifest_is_unreadable_with_a_reason() -> None:
     assert credentials.detail
 
 
+def test_an_exif_bomb_leaves_the_metadata_unreadable_not_absent() -> None:
+    metadata = read_provenance(fx.exif_bomb()).metadata
+
+    assert metadata.status == "unreadable"
+    assert metadata.detail and "EXIF" in metadata.detail
+
+
 def test_a_huge_xmp_packet_is_not_parsed() -> None:
     info = PngImagePlugin.PngInfo()
     info.add_itxt("XML:com.adobe.xmp", fx.xmp_packet(padding=3_000_000).decode(), zip=True)

@@ -2,7 +2,7 @@
 import ProbabilityBar from "./ProbabilityBar";
 import VerdictBadge from "./VerdictBadge";
 import type { FaceResult } from "@/lib/types";
-import { explainVerdict, percent, verdictStyle } from "@/lib/verdict";
+import { explainVerdict, percent, stabilityText, verdictStyle } from "@/lib/verdict";
 
 // Where the Grad-CAM overlay of a face stands: not asked for, being fetched, shown, or refused by the API.
 export type EvidenceState = "none" | "loading" | "ready" | "failed";
@@ -62,6 +62,14 @@ export default function FaceCard({
         <dd>{percent(face.confidence, 1)}</dd>
         <dt className="text-text-muted">Threshold</dt>
         <dd>{percent(threshold, 1)}</dd>
+        {face.stability && (
+          <>
+            <dt className="text-text-muted">Stability</dt>
+            <dd data-testid="face-stability" data-stable={face.stability.stable}>
+              {stabilityText(face.stability)}
+            </dd>
+          </>
+        )}
         {face.box && (
           <>
             <dt className="text-text-muted">Detector score</dt>

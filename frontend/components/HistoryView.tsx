@@ -5,7 +5,7 @@ import CasesPanel from "./CasesPanel";
 import ImagePreview from "./ImagePreview";
 import VerdictBadge from "./VerdictBadge";
 import { download } from "@/lib/download";
-import { entrySummary, toCsv, toJson, type HistoryEntry } from "@/lib/history";
+import { entrySummary, evidenceText, toCsv, toJson, type HistoryEntry } from "@/lib/history";
 import { percent } from "@/lib/verdict";
 
 /** The images and videos analysed in this browser, newest first; stored locally, exportable, clearable. */
@@ -108,6 +108,11 @@ export default function HistoryView({
                 {entrySummary(entry)} ·
                 model {entry.model_version}
               </p>
+              {entry.evidence && (
+                <p data-testid="history-evidence" className="mt-1 text-xs text-text-muted" title={entry.evidence.summary}>
+                  {evidenceText(entry.evidence)}
+                </p>
+              )}
               <p className="tabular mt-auto pt-1 text-xs text-text-faint">
                 <time dateTime={entry.analysed_at}>{new Date(entry.analysed_at).toLocaleString()}</time>
               </p>

@@ -23,9 +23,14 @@ const PASTED = path.join(SAMPLES, "stylegan-ffhq-real-00006.jpg");
 // The video test's clip is encoded at test time with the project's Python (PyAV), not committed.
 const PYTHON = path.join(path.dirname(DETECTEUR), "python");
 const MAKE_CLIP = path.join(ROOT, "frontend", "e2e", "make_clip.py");
+// The provenance test's files (a C2PA-signed face, its test CA, a PNG with Stable Diffusion parameters), made with
+// the provenance test fixtures at test time.
+const MAKE_PROVENANCE = path.join(ROOT, "frontend", "e2e", "make_provenance.py");
 const SERVER_START_SECONDS = 180;
 
 let server;
+// A second server that trusts the provenance test's CA and decides with a tiny stability margin (see below).
+let trustingServer;
 let serverLog = "";
 let browser;
 let page;
@@ -44,10 +49,10 @@ function freePort() {
   });
 }
 
-async function waitForHealth(url, seconds) {
+async function waitForHealth(running, url, seconds) {
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`detecteur serve exited (${server.exitCode}):\n${serverLog}`);
+    if (running.exitCode !== null) throw new Error(`detecteur serve exited (${running.exitCode}):\n${serverLog}`);
     try {
       if ((await fetch(`${url}/health`)).status === 200) return;
     } catch {
@@ -56,6 +61,39 @@ async function waitForHealth(url, seconds) {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`the API was not ready within ${seconds} s:\n${serverLog}`);
+}
+
+/** `detecteur serve` on a free port with the built dashboard and `env` on top of this process's environment. */
+async function startServer(env) {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const started = spawn(DETECTEUR, ["serve", "--port", String(port)], {
+    cwd: ROOT,
+    env: { ...process.env, DETECTEUR_DASHBOARD_DIR: path.join(ROOT, "frontend", "out"), ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const keep = (chunk) => (serverLog = (serverLog + chunk).slice(-20000));
+  started.stdout.on("data", keep);
+  started.stderr.on("data", keep);
+  await waitForHealth(started, url, SERVER_START_SECONDS);
+  return { process: started, url };
+}
+
+async function stopServer(running) {
+  if (running && running.exitCode === null) {
+    running.kill("SIGTERM");
+    await new Promise((resolve) => running.once("exit", resolve));
+  }
+}
+
+let provenance;
+function provenanceDir() {
+  provenance ??= mkdtempSync(path.join(os.tmpdir(), "detecteur-provenance-"));
+  return provenance;
+}
+
+function provenanceFile(name) {
+  return path.join(provenanceDir(), name);
 }
 
 async function shoot(name, { fullPage = true } = {}) {
@@ -71,17 +109,7 @@ async function openTab(name) {
 before(async () => {
   assert.ok(existsSync(path.join(ROOT, "frontend", "out", "index.html")), "build the dashboard first: npm run build");
   assert.ok(existsSync(DETECTEUR), `no ${DETECTEUR}: run make install`);
-  const port = await freePort();
-  baseUrl = `http://127.0.0.1:${port}`;
-  server = spawn(DETECTEUR, ["serve", "--port", String(port)], {
-    cwd: ROOT,
-    env: { ...process.env, DETECTEUR_DASHBOARD_DIR: path.join(ROOT, "frontend", "out") },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const keep = (chunk) => (serverLog = (serverLog + chunk).slice(-20000));
-  server.stdout.on("data", keep);
-  server.stderr.on("data", keep);
-  await waitForHealth(baseUrl, SERVER_START_SECONDS);
+  ({ process: server, url: baseUrl } = await startServer({}));
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -108,10 +136,8 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    server.kill("SIGTERM");
-    await new Promise((resolve) => server.once("exit", resolve));
-  }
+  await stopServer(server);
+  await stopServer(trustingServer);
 });
 
 test("the dashboard is served by the API at /", async () => {
@@ -308,6 +334,78 @@ test("a file that is not a video gets the API's reason in plain words", async ()
   const error = page.getByTestId("video-error");
   await error.waitFor();
   assert.match(await error.innerText(), /Unsupported file/);
+});
+
+test("the evidence panel shows the Content Credentials and metadata lines, and the history keeps them", async () => {
+  const made = spawnSync(PYTHON, [MAKE_PROVENANCE, provenanceDir()], { encoding: "utf8" });
+  assert.equal(made.status, 0, `make_provenance.py failed:\n${made.stderr}`);
+  await openTab("Analyse");
+  await page.getByTestId("file-input").setInputFiles([provenanceFile("signed-face.jpg"), provenanceFile("sd-parameters.png")]);
+  const signed = page.getByTestId("analysis").filter({ hasText: "signed-face.jpg" });
+  const parameters = page.getByTestId("analysis").filter({ hasText: "sd-parameters.png" });
+  await signed.and(page.locator('[data-state="done"]')).waitFor();
+  await parameters.and(page.locator('[data-state="done"]')).waitFor();
+
+  // Signed by a certificate this server does not trust: reported, but no stronger than the pixel model.
+  const credentials = await signed.getByTestId("evidence-content_credentials").innerText();
+  assert.match(credentials, /Content Credentials \(C2PA\)/);
+  assert.match(credentials, /moderate, points to synthetic/);
+  assert.match(credentials, /Detecteur test signer, a certificate this service does not trust declare the content AI-generated \(trainedAlgorithmicMedia\)/);
+  assert.match(await signed.getByTestId("evidence-summary").innerText(), /^Summary \(moderate evidence\):/);
+  assert.match(await signed.getByTestId("face-stability").first().innerText(), /^moves [\d.]+ pts under re-compression/);
+  const metadata = await parameters.getByTestId("evidence-metadata").innerText();
+  assert.match(metadata, /File metadata\s+moderate, points to synthetic/);
+  assert.match(metadata, /Stable Diffusion \(AUTOMATIC1111 \/ Forge\) generation parameters/);
+  await signed.getByTestId("evidence").scrollIntoViewIfNeeded();
+  await signed.screenshot({ path: path.join(SCREENSHOTS, "evidence.png") });
+
+  await openTab("History");
+  const signedEntry = page.getByTestId("history-entry").filter({ hasText: "signed-face.jpg" });
+  assert.match(await signedEntry.getByTestId("history-evidence").innerText(), /credentials untrusted · metadata absent/);
+  assert.match(
+    await page.getByTestId("history-entry").filter({ hasText: "sd-parameters.png" }).getByTestId("history-evidence").innerText(),
+    /credentials absent · metadata present/,
+  );
+  const download = page.waitForEvent("download");
+  await page.getByRole("button", { name: "Export CSV" }).click();
+  const rows = readFileSync(await (await download).path(), "utf8").split("\r\n");
+  const header = rows[0].split(",");
+  const signedRow = rows.find((row) => row.includes("signed-face.jpg")).split(",");
+  assert.equal(signedRow[header.indexOf("content_credentials")], "untrusted");
+  assert.equal(signedRow[header.indexOf("metadata")], "absent");
+  assert.match(signedRow[header.indexOf("face_stability_spread")], /^\d\.\d{4}$/);
+});
+
+test("with a trusted signature and a tiny stability margin: decisive credentials beside an uncertain face", async () => {
+  // The shipped model's margin leaves every sample face decided, so this server is told to accept almost no
+  // movement (DETECTEUR_STABILITY_MARGIN, a documented setting): the sample face, whose score moves about 0.004
+  // under the degradations, turns uncertain through the real engine. It also trusts the test CA.
+  const started = await startServer({
+    DETECTEUR_STABILITY_MARGIN: "0.0001",
+    DETECTEUR_C2PA_TRUST_ANCHORS: provenanceFile("test-ca.pem"),
+  });
+  trustingServer = started.process;
+  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: "dark" });
+  try {
+    const other = await context.newPage();
+    other.setDefaultTimeout(60_000);
+    await other.goto(`${started.url}/`);
+    await other.getByTestId("file-input").setInputFiles(provenanceFile("signed-face.jpg"));
+    const analysis = other.getByTestId("analysis").filter({ hasText: "signed-face.jpg" });
+    await analysis.and(other.locator('[data-state="done"]')).waitFor();
+
+    const face = analysis.getByTestId("face-card").first();
+    assert.equal(await face.locator('[data-verdict="uncertain"]').count(), 1, "the face's badge says uncertain");
+    assert.match(await face.innerText(), /uncertain[\s\S]*no verdict/i);
+    assert.equal(await face.getByTestId("face-stability").getAttribute("data-stable"), "false");
+    assert.match(await face.getByTestId("face-stability").innerText(), /more than the calibrated margin$/);
+    assert.match(await analysis.getByTestId("evidence-pixel_model").innerText(), /says nothing[\s\S]*unsure/);
+    assert.match(await analysis.getByTestId("evidence-content_credentials").innerText(), /decisive, points to synthetic/);
+    assert.match(await analysis.getByTestId("evidence-summary").innerText(), /^Summary \(decisive evidence\): AI-generated/);
+  } finally {
+    await context.close();
+    await stopServer(trustingServer);
+  }
 });
 
 test("no request left the machine", () => {

@@ -1,7 +1,7 @@
 /** The session's analyses (images and videos), kept in the browser's local storage: newest first, capped, with
  * small thumbnails so the store never outgrows the browser's quota (about 5 MB); exportable as JSON or CSV. */
 
-import type { Box, ImageResult, PredictResponse, Verdict, VideoResponse } from "./types";
+import type { Box, Evidence, FaceResult, ImageResult, PredictResponse, Verdict, VideoResponse } from "./types";
 import { formatSeconds } from "./video";
 
 export const HISTORY_KEY = "detecteur.history.v1";
@@ -14,6 +14,19 @@ export interface HistoryFace {
   confidence: number;
   /** Videos only: the person (track) this verdict is about; `box` is where they are in the thumbnail's frame. */
   track_id?: number;
+  /** Images only: how far the face's fake probability moved under the stability check's mild degradations
+   * (max − min); null when the check was off. Absent from entries stored before evidence was kept. */
+  stability_spread?: number | null;
+}
+
+/** An image's evidence lines, as kept in the history: the combined reading and each line's status, not the
+ * details (signer, markers, degraded probabilities) — those come back by analysing the image again. */
+export interface HistoryEvidence {
+  conclusion: Evidence["conclusion"];
+  strength: Evidence["strength"];
+  summary: string;
+  content_credentials: Evidence["content_credentials"]["status"];
+  metadata: Evidence["metadata"]["status"];
 }
 
 export type HistoryMedia = "image" | "video";
@@ -39,6 +52,8 @@ export interface HistoryEntry {
   borderline_band: [number, number];
   /** JPEG data URL, at most THUMBNAIL_SIDE px on its long side; null when it could not be made. */
   thumbnail: string | null;
+  /** Images: the evidence lines (issue 21). Null for videos and for entries stored before evidence was kept. */
+  evidence: HistoryEvidence | null;
 }
 
 /** The parts of Storage the store uses, so tests can pass a plain object. */
@@ -64,17 +79,34 @@ export function entryFrom(
     fake_probability: result.fake_probability,
     confidence: result.confidence,
     // Heatmaps stay out: they are large and can be recomputed by analysing the image again.
-    faces: result.faces.map(({ box, fake_probability, verdict, confidence }) => ({
+    faces: result.faces.map(({ box, fake_probability, verdict, confidence, stability }) => ({
       box,
       fake_probability,
       verdict,
       confidence,
+      stability_spread: spreadOf(stability),
     })),
     total_ms: result.timings.total_ms,
     model_version: response.model_version,
     threshold: response.threshold,
     borderline_band: response.borderline_band,
     thumbnail,
+    evidence: evidenceOf(result.evidence),
+  };
+}
+
+function spreadOf(stability: FaceResult["stability"]): number | null {
+  return stability ? stability.spread : null;
+}
+
+function evidenceOf(evidence: Evidence | undefined): HistoryEvidence | null {
+  if (!evidence) return null;
+  return {
+    conclusion: evidence.conclusion,
+    strength: evidence.strength,
+    summary: evidence.summary,
+    content_credentials: evidence.content_credentials.status,
+    metadata: evidence.metadata.status,
   };
 }
 
@@ -122,6 +154,7 @@ export function videoEntryFrom(
     threshold: response.threshold,
     borderline_band: response.borderline_band,
     thumbnail,
+    evidence: null,
   };
 }
 
@@ -135,6 +168,12 @@ export function entrySummary(entry: HistoryEntry): string {
   return entry.face_detected ? `${count} face${count === 1 ? "" : "s"}` : "whole image";
 }
 
+/** An entry's evidence in a few words: "evidence: synthetic (decisive) · credentials untrusted · metadata present". */
+export function evidenceText(evidence: HistoryEvidence): string {
+  const reading = evidence.strength === "none" ? "inconclusive" : `${evidence.conclusion} (${evidence.strength})`;
+  return `evidence: ${reading} · credentials ${evidence.content_credentials} · metadata ${evidence.metadata}`;
+}
+
 function randomId(): string {
   return typeof crypto !== "undefined" && "randomUUID" in crypto
     ? crypto.randomUUID()
@@ -143,6 +182,23 @@ function randomId(): string {
 
 const VERDICTS: ReadonlySet<string> = new Set(["authentic", "borderline", "synthetic", "uncertain"]);
 const MEDIA: ReadonlySet<string> = new Set(["image", "video"]);
+const CONCLUSIONS: ReadonlySet<string> = new Set(["synthetic", "authentic", "inconclusive"]);
+const STRENGTHS: ReadonlySet<string> = new Set(["decisive", "strong", "moderate", "weak", "none"]);
+const CREDENTIAL_STATUSES: ReadonlySet<string> = new Set(["absent", "valid", "untrusted", "invalid", "unreadable"]);
+const METADATA_STATUSES: ReadonlySet<string> = new Set(["absent", "present", "unreadable"]);
+
+function isEvidence(value: unknown): value is HistoryEvidence {
+  const evidence = value as HistoryEvidence | null;
+  return (
+    typeof evidence === "object" &&
+    evidence !== null &&
+    CONCLUSIONS.has(evidence.conclusion) &&
+    STRENGTHS.has(evidence.strength) &&
+    typeof evidence.summary === "string" &&
+    CREDENTIAL_STATUSES.has(evidence.content_credentials) &&
+    METADATA_STATUSES.has(evidence.metadata)
+  );
+}
 
 function isEntry(value: unknown): value is HistoryEntry {
   const entry = value as HistoryEntry | null;
@@ -160,16 +216,28 @@ function isEntry(value: unknown): value is HistoryEntry {
 }
 
 /** The stored history; anything unreadable (a hand-edited value) is ignored, never thrown. Entries stored
- * before videos were kept are images. */
+ * before videos were kept are images; entries stored before evidence was kept (or with an evidence block that
+ * does not read) have none. */
 export function loadHistory(store: KeyValueStore): HistoryEntry[] {
   try {
     const parsed: unknown = JSON.parse(store.getItem(HISTORY_KEY) ?? "[]");
-    return Array.isArray(parsed)
-      ? parsed.filter(isEntry).map((entry) => ({ ...entry, media: entry.media ?? "image", duration_s: entry.duration_s ?? null }))
-      : [];
+    return Array.isArray(parsed) ? parsed.filter(isEntry).map(upgraded) : [];
   } catch {
     return [];
   }
+}
+
+function upgraded(entry: HistoryEntry): HistoryEntry {
+  return {
+    ...entry,
+    media: entry.media ?? "image",
+    duration_s: entry.duration_s ?? null,
+    // A hand-edited spread that is not a number would break the CSV export: dropped, like unreadable evidence.
+    faces: entry.faces.map((face) =>
+      face.stability_spread == null || typeof face.stability_spread === "number" ? face : { ...face, stability_spread: null },
+    ),
+    evidence: isEvidence(entry.evidence) ? entry.evidence : null,
+  };
 }
 
 /** New entries first, then the old ones, at most MAX_ENTRIES. */
@@ -235,10 +303,17 @@ export const CSV_COLUMNS = [
   "media",
   "duration_s",
   "track_id",
+  "face_stability_spread",
+  "evidence_conclusion",
+  "evidence_strength",
+  "content_credentials",
+  "metadata",
+  "evidence_summary",
 ] as const;
 
 /** CSV export, one row per judged face — for a video, per person (track), boxed in its thumbnail's frame
- * (RFC 4180 quoting). */
+ * (RFC 4180 quoting). The evidence columns repeat the image's evidence on each of its faces' rows, and are empty
+ * for videos and for entries stored before evidence was kept. */
 export function toCsv(entries: HistoryEntry[]): string {
   const rows: string[][] = [[...CSV_COLUMNS]];
   for (const entry of entries) {
@@ -262,10 +337,18 @@ export function toCsv(entries: HistoryEntry[]): string {
         entry.media,
         entry.duration_s === null ? "" : entry.duration_s.toFixed(2),
         face.track_id === undefined ? "" : String(face.track_id),
+        face.stability_spread == null ? "" : face.stability_spread.toFixed(4),
+        ...evidenceCells(entry.evidence),
       ]);
     });
   }
   return `${rows.map((row) => row.map(csvCell).join(",")).join("\r\n")}\r\n`;
+}
+
+function evidenceCells(evidence: HistoryEvidence | null): string[] {
+  if (!evidence) return ["", "", "", "", ""];
+  const { conclusion, strength, content_credentials, metadata, summary } = evidence;
+  return [conclusion, strength, content_credentials, metadata, summary];
 }
 
 /** Quote when needed; a leading = + - @ (a file name like "=cmd().jpg") is defused so a spreadsheet shows it

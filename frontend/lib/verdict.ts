@@ -1,7 +1,7 @@
 /** How verdicts look and read. The verdict itself always comes from the API (the model file's threshold and
  * band); this module only draws and words it. */
 
-import type { Verdict } from "./types";
+import type { Stability, Verdict } from "./types";
 
 export interface VerdictStyle {
   label: string;
@@ -70,6 +70,14 @@ export function explainVerdict(
         ? `above the borderline band (${percent(high)})`
         : `below the borderline band (${percent(low)})`;
   return `Fake probability ${percent(fakeProbability, 1)} is ${where}: ${VERDICT_STYLES[verdict].meaning}.`;
+}
+
+/** The stability check's outcome in a few words: how far the score moved under the mild degradations (in
+ * percentage points) and whether the verdict held. */
+export function stabilityText(stability: Stability): string {
+  const spread = `moves ${(clampUnit(stability.spread) * 100).toFixed(1)} pts under re-compression, resizing, a shift`;
+  if (stability.straddles_threshold) return `${spread}: crosses the threshold`;
+  return stability.stable ? `${spread}: holds` : `${spread}: more than the calibrated margin`;
 }
 
 /** Relative luminance and contrast ratio as WCAG 2.x defines them. */

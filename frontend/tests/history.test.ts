@@ -5,6 +5,7 @@ import {
   CSV_COLUMNS,
   entryFrom,
   entrySummary,
+  evidenceText,
   HISTORY_KEY,
   type HistoryEntry,
   type KeyValueStore,
@@ -34,6 +35,12 @@ const RESULT: ImageResult = {
       verdict: "synthetic",
       confidence: 0.958,
       heatmap_png: "iVBORw0KGgo=",
+      stability: {
+        probabilities: { jpeg_q75: 0.94, "resize_0.75": 0.971, shift_4px: 0.94 },
+        spread: 0.031,
+        straddles_threshold: false,
+        stable: true,
+      },
     },
     { box: { x: 160, y: 20, width: 40, height: 40, score: 0.7 }, fake_probability: 0.1, verdict: "authentic", confidence: 0.9 },
   ],
@@ -112,7 +119,14 @@ describe("entryFrom", () => {
   it("keeps the verdicts and boxes but never the heatmaps", () => {
     const made = entry("a");
     expect(made.faces).toHaveLength(2);
-    expect(made.faces[0]).toEqual({ box: RESULT.faces[0].box, fake_probability: 0.958, verdict: "synthetic", confidence: 0.958 });
+    expect(made.faces[0]).toEqual({
+      box: RESULT.faces[0].box,
+      fake_probability: 0.958,
+      verdict: "synthetic",
+      confidence: 0.958,
+      stability_spread: 0.031,
+    });
+    expect(made.faces[1].stability_spread).toBeNull(); // the check was off for it (no stability block)
     expect(JSON.stringify(made)).not.toContain("iVBORw0KGgo");
     expect(made).toMatchObject({ model_version: "0.2.0", threshold: 0.5191, total_ms: 130, analysed_at: "2026-11-25T12:00:00.000Z" });
   });
@@ -210,15 +224,110 @@ describe("the history store", () => {
   });
 });
 
+const EVIDENCE_CELLS = "synthetic,moderate,absent,absent,The pixel model judges the most suspicious face synthetic (p=0.96).";
+
+/** The RESULT as a C2PA-signed image whose credentials declare it generated and whose metadata is unreadable. */
+function signedEntry(id: string): HistoryEntry {
+  const evidence = {
+    ...RESULT.evidence,
+    conclusion: "synthetic" as const,
+    strength: "decisive" as const,
+    summary: "AI-generated, say Content Credentials signed by Acme, which this service trusts.",
+    content_credentials: { ...RESULT.evidence.content_credentials, status: "valid" as const, signer: "Acme, signer" },
+    metadata: { ...RESULT.evidence.metadata, status: "unreadable" as const, detail: "XMP packet too large" },
+  };
+  return entryFrom(RESPONSE, { ...RESULT, evidence }, null, new Date("2026-11-27T12:00:00Z"), id);
+}
+
+describe("the evidence in the history", () => {
+  it("keeps the combined reading and each line's status, not the lines' details", () => {
+    const made = signedEntry("s");
+    expect(made.evidence).toEqual({
+      conclusion: "synthetic",
+      strength: "decisive",
+      summary: "AI-generated, say Content Credentials signed by Acme, which this service trusts.",
+      content_credentials: "valid",
+      metadata: "unreadable",
+    });
+    expect(JSON.stringify(made)).not.toContain("XMP packet too large");
+    expect(evidenceText(made.evidence!)).toBe("evidence: synthetic (decisive) · credentials valid · metadata unreadable");
+    expect(evidenceText({ ...made.evidence!, conclusion: "inconclusive", strength: "none" })).toBe(
+      "evidence: inconclusive · credentials valid · metadata unreadable",
+    );
+  });
+
+  it("videos have none", () => {
+    expect(videoEntryFrom(VIDEO, null, 2).evidence).toBeNull();
+  });
+
+  it("round-trips through storage and the JSON export", () => {
+    const store = new LimitedStore();
+    saveHistory(store, [signedEntry("s")]);
+    expect(loadHistory(store)).toEqual([signedEntry("s")]);
+    const [exported] = JSON.parse(toJson([signedEntry("s")]));
+    expect(exported.evidence.content_credentials).toBe("valid");
+    expect(exported.faces[0].stability_spread).toBe(0.031);
+  });
+
+  it("entries stored before evidence was kept still load, without evidence, and export empty evidence columns", () => {
+    const store = new LimitedStore();
+    const { evidence: _evidence, ...older } = entry("older");
+    const olderFaces = older.faces.map(({ stability_spread: _spread, ...face }) => face);
+    store.setItem(HISTORY_KEY, JSON.stringify([{ ...older, faces: olderFaces }]));
+
+    const [loaded] = loadHistory(store);
+
+    expect(loaded.id).toBe("older");
+    expect(loaded.evidence).toBeNull();
+    expect(loaded.faces[0].stability_spread).toBeUndefined();
+    expect(toCsv([loaded]).split("\r\n")[1]).toMatch(/,image,,,,,,,,$/);
+  });
+
+  it("an evidence block or spread that does not read is dropped, the entry kept", () => {
+    const store = new LimitedStore();
+    const good = signedEntry("odd");
+    const odd = {
+      ...good,
+      evidence: { ...good.evidence, content_credentials: "forged" },
+      faces: [{ ...good.faces[0], stability_spread: "wide" }],
+    };
+    store.setItem(HISTORY_KEY, JSON.stringify([odd, { ...entry("none"), evidence: "yes" }]));
+
+    const loaded = loadHistory(store);
+
+    expect(loaded.map((e) => [e.id, e.evidence])).toEqual([
+      ["odd", null],
+      ["none", null],
+    ]);
+    expect(loaded[0].faces[0].stability_spread).toBeNull();
+    expect(() => toCsv(loaded)).not.toThrow();
+  });
+
+  it("CSV carries the evidence on every face's row, quoting a summary with commas", () => {
+    const lines = toCsv([signedEntry("s")]).split("\r\n");
+    const tail = ',valid,unreadable,"AI-generated, say Content Credentials signed by Acme, which this service trusts."';
+    expect(lines[1].endsWith(`,0.0310,synthetic,decisive${tail}`)).toBe(true);
+    expect(lines[2].endsWith(`,,synthetic,decisive${tail}`)).toBe(true);
+    expect(CSV_COLUMNS.slice(-6)).toEqual([
+      "face_stability_spread",
+      "evidence_conclusion",
+      "evidence_strength",
+      "content_credentials",
+      "metadata",
+      "evidence_summary",
+    ]);
+  });
+});
+
 describe("exports", () => {
   it("CSV has one row per face with the columns in order", () => {
     const lines = toCsv([entry("a")]).split("\r\n");
     expect(lines[0]).toBe(CSV_COLUMNS.join(","));
     expect(lines[1]).toBe(
-      "2026-11-25T12:00:00.000Z,face.jpg,synthetic,0.9580,true,1,synthetic,0.9580,0.9580,50,60,100,120,0.2.0,0.5191,image,,",
+      "2026-11-25T12:00:00.000Z,face.jpg,synthetic,0.9580,true,1,synthetic,0.9580,0.9580,50,60,100,120,0.2.0,0.5191,image,,,0.0310," + EVIDENCE_CELLS,
     );
     expect(lines[2]).toBe(
-      "2026-11-25T12:00:00.000Z,face.jpg,synthetic,0.9580,true,2,authentic,0.1000,0.9000,160,20,40,40,0.2.0,0.5191,image,,",
+      "2026-11-25T12:00:00.000Z,face.jpg,synthetic,0.9580,true,2,authentic,0.1000,0.9000,160,20,40,40,0.2.0,0.5191,image,,,," + EVIDENCE_CELLS,
     );
     expect(lines).toHaveLength(4); // header, two faces, trailing newline
   });
@@ -226,8 +335,8 @@ describe("exports", () => {
   it("CSV has one row per person in a video, with the clip's length and the track", () => {
     const lines = toCsv([videoEntryFrom(VIDEO, null, 3, new Date("2026-11-26T12:00:00Z"))]).split("\r\n");
     expect(lines.slice(1, 3)).toEqual([
-      "2026-11-26T12:00:00.000Z,clip.webm,synthetic,0.8500,true,1,authentic,0.1333,0.8667,,,,,0.4.0,0.5264,video,4.00,0",
-      "2026-11-26T12:00:00.000Z,clip.webm,synthetic,0.8500,true,2,synthetic,0.8500,0.8500,10,3,30,40,0.4.0,0.5264,video,4.00,1",
+      "2026-11-26T12:00:00.000Z,clip.webm,synthetic,0.8500,true,1,authentic,0.1333,0.8667,,,,,0.4.0,0.5264,video,4.00,0,,,,,,",
+      "2026-11-26T12:00:00.000Z,clip.webm,synthetic,0.8500,true,2,synthetic,0.8500,0.8500,10,3,30,40,0.4.0,0.5264,video,4.00,1,,,,,,",
     ]);
   });
 

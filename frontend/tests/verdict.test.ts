@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bandSegments, contrastRatio, explainVerdict, percent, PAGE_BACKGROUND, VERDICT_STYLES } from "@/lib/verdict";
+import { bandSegments, contrastRatio, explainVerdict, percent, PAGE_BACKGROUND, stabilityText, VERDICT_STYLES } from "@/lib/verdict";
 import config from "@/tailwind.config";
 
 describe("bandSegments", () => {
@@ -24,6 +24,21 @@ describe("explainVerdict", () => {
     );
     expect(explainVerdict("borderline", 0.5, [0.3, 0.7])).toContain("inside the borderline band (30%–70%)");
     expect(explainVerdict("authentic", 0.01, [0.3, 0.7])).toContain("below the borderline band (30%)");
+    expect(explainVerdict("uncertain", 0.81, [0.3, 0.7])).toBe(
+      "Fake probability 81.0%, but the score does not hold under mild re-compression, resizing or a small shift: no verdict.",
+    );
+    expect(VERDICT_STYLES.uncertain.label).toBe("Uncertain");
+  });
+});
+
+describe("stabilityText", () => {
+  const probabilities = { jpeg_q75: 0.8, "resize_0.75": 0.9, shift_4px: 0.85 };
+  it("says how far the score moved and whether the verdict held", () => {
+    expect(stabilityText({ probabilities, spread: 0.031, straddles_threshold: false, stable: true })).toBe(
+      "moves 3.1 pts under re-compression, resizing, a shift: holds",
+    );
+    expect(stabilityText({ probabilities, spread: 0.3, straddles_threshold: true, stable: false })).toMatch(/30\.0 pts.*crosses the threshold$/);
+    expect(stabilityText({ probabilities, spread: 0.2, straddles_threshold: false, stable: false })).toMatch(/more than the calibrated margin$/);
   });
 });
 

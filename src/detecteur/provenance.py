@@ -271,6 +271,8 @@ def _metadata_of(image: Image.Image) -> FileMetadata:
     else:
         try:
             exif = image.getexif()
+            if raw_exif and not exif:  # Pillow skips what it cannot read (an EXIF bomb) and returns nothing
+                problems.append("EXIF block present but none of its entries could be read")
             software, make, model = (_text(exif.get(tag)) for tag in (_SOFTWARE, _MAKE, _MODEL))
             details = exif.get_ifd(_EXIF_IFD)
             captured = _text(details.get(_DATETIME_ORIGINAL)) or _text(exif.get(_DATETIME))
