@@ -5,6 +5,11 @@ ONNX Runtime backends are fed by the same function and cannot drift apart. The O
 file's metadata and the sha256 of the safetensors file it was exported from; serving re-exports when they no
 longer match (a new model version never runs on an old graph). Every export is checked against torch before it
 is renamed into place: calibrated fake probabilities must agree within `MAX_PROBABILITY_DIFFERENCE`.
+
+Exporting needs torch; serving with ONNX Runtime must not load it (docs/lean-serving.md). So torch is imported
+inside the exporting functions only, and the service gets its graph through `graph_for_serving`: the graph at
+`DETECTEUR_ONNX_PATH` or in the cache when it was exported from this very model file, else one export in a child
+process (`python -m detecteur export`), so the serving process itself never imports torch.
 """
 
 from __future__ import annotations
@@ -12,18 +17,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from detecteur.files import atomic_path, file_sha256
 from detecteur.metrics import fake_probabilities
-from detecteur.model import METADATA_KEY, ModelFileError, ModelMetadata, load_model, read_metadata
+from detecteur.model_file import METADATA_KEY, ModelFileError, ModelMetadata, read_metadata
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +103,9 @@ def is_current(onnx_path: Path, model_sha256: str) -> bool:
 def export_onnx(model_path: Path, out: Path) -> Path:
     """Export `model_path` to `out` (atomically), after checking ONNX Runtime agrees with torch on it."""
     import onnx
+    import torch
+
+    from detecteur.model import load_model
 
     metadata = read_metadata(model_path)
     model_sha256 = file_sha256(model_path)
@@ -151,6 +164,8 @@ def max_probability_difference(
 ) -> float:
     """Largest |torch − ONNX Runtime| calibrated fake probability over `inputs` (default: a fixed random batch
     shaped like preprocessed crops)."""
+    import torch
+
     if inputs is None:
         generator = torch.Generator().manual_seed(0)
         size = metadata.input_size
@@ -174,3 +189,24 @@ def ensure_onnx(model_path: Path, onnx_path: Path | None = None, cache_dir: Path
         return target
     log.info("exporting %s to ONNX at %s (once per model file)", model_path, target)
     return export_onnx(model_path, target)
+
+
+def graph_for_serving(model_path: Path, onnx_path: Path | None = None, cache_dir: Path | None = None) -> Path:
+    """`ensure_onnx` for the service, which must not import torch: an up-to-date graph is used as it is; a missing
+    or stale one is exported by a child process (`python -m detecteur export`, torch loads there and dies with it).
+    Raises `ModelFileError` when there is no graph and no torch to export one (a `detecteur[serve]` install)."""
+    model_sha256 = file_sha256(model_path)
+    target = onnx_path or onnx_path_for(model_path, cache_dir or default_cache_dir(), model_sha256)
+    if is_current(target, model_sha256):
+        return target
+    if find_spec("torch") is None:
+        raise ModelFileError(
+            f"no ONNX graph of {model_path} at {target}, and torch (the `train` extra) is not installed to export "
+            "one: run `detecteur export --model MODEL --out GRAPH` where it is, and set DETECTEUR_ONNX_PATH=GRAPH"
+        )
+    log.info("exporting %s to ONNX at %s in a child process (once per model file)", model_path, target)
+    command = [sys.executable, "-m", "detecteur", "export", "--model", str(model_path), "--out", str(target)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not is_current(target, model_sha256):
+        raise ModelFileError(f"exporting {model_path} to ONNX failed: {(done.stderr or done.stdout).strip()[-2000:]}")
+    return target

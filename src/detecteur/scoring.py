@@ -25,16 +25,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from detecteur.config import BackendName
-from detecteur.data import IMAGE_SUFFIXES
 from detecteur.engine import Detector, Verdict
 from detecteur.files import atomic_path
 from detecteur.image_source import ImageLimits, read_image_file
 from detecteur.imaging import ImageError
+
+# The suffixes a folder is searched for: `data.IMAGE_SUFFIXES`, repeated because `data` (training) imports torch and
+# scoring with ONNX Runtime must not; tests/test_lean_serving.py keeps the two equal.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -167,6 +169,8 @@ class ScoreWorker:
     file), then scores batches of paths with `score_files`."""
 
     def __init__(self, model_bytes: bytes, device: str, batch_size: int, limits: Limits, threads: int) -> None:
+        import torch
+
         # One actor per CPU: torch's default of one thread per core would oversubscribe the node.
         torch.set_num_threads(threads)
         self._model_file = tempfile.NamedTemporaryFile(suffix=".safetensors")  # noqa: SIM115 (lives with the actor)
@@ -297,7 +301,7 @@ def score_collection(
     be readable at the same paths on every node. Without it, `backend` runs the network (as in the service).
     Rows reach the output in batches of about `flush_every` images.
     """
-    from detecteur.model import read_metadata
+    from detecteur.model_file import read_metadata
 
     if not paths:
         raise ScoringError("no image files to score")
