@@ -245,3 +245,15 @@ def test_the_serve_install_does_not_pull_torch_and_dev_still_has_everything() ->
 
 def test_scoring_searches_folders_for_the_suffixes_training_reads() -> None:
     assert set(IMAGE_SUFFIXES) == TRAINING_IMAGE_SUFFIXES
+
+
+def test_the_graph_metadata_is_read_without_onnx_exactly_as_onnx_reads_it(native_graph: Path, tmp_path: Path) -> None:
+    import onnx
+
+    expected = {entry.key: entry.value for entry in onnx.load(str(native_graph)).metadata_props}
+    assert export.onnx_metadata_props(native_graph) == expected
+    assert set(expected) == {"detecteur", "source_sha256"}
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(native_graph.read_bytes()[:-7])
+    with pytest.raises(ModelFileError):
+        export.read_onnx_metadata(truncated)

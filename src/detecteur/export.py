@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import subprocess
 import sys
@@ -73,13 +74,10 @@ def onnx_session(path: Path, threads: int = 1) -> Any:
 
 def read_onnx_metadata(path: Path) -> tuple[ModelMetadata, str]:
     """(model metadata, sha256 of the safetensors file it was exported from) of an exported graph."""
-    import onnx
-
     try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as error:
+        properties = onnx_metadata_props(path)
+    except (OSError, ValueError) as error:
         raise ModelFileError(f"{path} is not a readable ONNX file: {error}") from error
-    properties = {entry.key: entry.value for entry in proto.metadata_props}
     if METADATA_KEY not in properties or SOURCE_SHA256_KEY not in properties:
         raise ModelFileError(f"{path} has no '{METADATA_KEY}' metadata; it was not exported by detecteur")
     try:
@@ -87,6 +85,59 @@ def read_onnx_metadata(path: Path) -> tuple[ModelMetadata, str]:
     except ValueError as error:
         raise ModelFileError(f"{path}: metadata not understood by this version: {error}") from error
     return metadata, properties[SOURCE_SHA256_KEY]
+
+
+# ModelProto.metadata_props and StringStringEntryProto's key and value, in onnx.proto's numbering.
+METADATA_PROPS_FIELD, ENTRY_KEY_FIELD, ENTRY_VALUE_FIELD = 14, 1, 2
+
+
+def onnx_metadata_props(path: Path) -> dict[str, str]:
+    """The metadata_props of an ONNX file, read from the protobuf wire format without parsing the graph: the weights
+    are most of the file, and `onnx.load` would hold them all in the service's memory (and import onnx) only to
+    check which model file a graph came from. Raises ValueError on a file that is not a protobuf message."""
+    with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        properties = {}
+        for number, start, end in _length_delimited_fields(data, 0, len(data)):
+            if number == METADATA_PROPS_FIELD:
+                entry = {field: data[a:b].decode() for field, a, b in _length_delimited_fields(data, start, end)}
+                properties[entry.get(ENTRY_KEY_FIELD, "")] = entry.get(ENTRY_VALUE_FIELD, "")
+        return properties
+
+
+def _length_delimited_fields(data: mmap.mmap, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(field number, start, end) of each length-delimited field of the protobuf message in data[start:end];
+    numbers, fixed32 and fixed64 fields are skipped."""
+    position = start
+    while position < end:
+        key, position = _varint(data, position, end)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 2:
+            length, position = _varint(data, position, end)
+            if position + length > end:
+                raise ValueError("truncated protobuf field")
+            yield number, position, position + length
+            position += length
+        elif wire_type == 0:
+            _, position = _varint(data, position, end)
+        elif wire_type in (1, 5):
+            position += 8 if wire_type == 1 else 4
+        else:
+            raise ValueError(f"not a protobuf message (wire type {wire_type})")
+    if position != end:
+        raise ValueError("truncated protobuf message")
+
+
+def _varint(data: mmap.mmap, position: int, end: int) -> tuple[int, int]:
+    """The varint at `position` and the position after it."""
+    value = shift = 0
+    while position < end and shift < 64:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, position
+        shift += 7
+    raise ValueError("truncated or overlong varint")
 
 
 def is_current(onnx_path: Path, model_sha256: str) -> bool:
