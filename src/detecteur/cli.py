@@ -591,6 +591,7 @@ def score(
             batch_size=batch_size,
             ray=ray_options,
             backend=settings.backend,
+            onnx_path=settings.onnx_path,
         )
     except (ScoringError, ModelFileError, OSError) as error:
         raise _fail(str(error)) from error

@@ -240,11 +240,19 @@ def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 def _local_batches(
-    paths: Sequence[str], model_path: Path, device: str, batch_size: int, limits: Limits, backend: BackendName
+    paths: Sequence[str],
+    model_path: Path,
+    device: str,
+    batch_size: int,
+    limits: Limits,
+    backend: BackendName,
+    onnx_path: Path | None = None,
 ) -> Iterator[list[Row]]:
     # One process scores at a time here: it gets every core.
     cores = len(os.sched_getaffinity(0))
-    detector = Detector(model_path, device=device, batch_size=batch_size, backend=backend, threads=cores)
+    detector = Detector(
+        model_path, device=device, batch_size=batch_size, backend=backend, onnx_path=onnx_path, threads=cores
+    )
     for batch in _batches(paths, batch_size):
         yield score_files(batch, detector, limits)
 
@@ -292,6 +300,7 @@ def score_collection(
     batch_size: int = 32,
     ray: RayOptions | None = None,
     backend: BackendName = "torch",
+    onnx_path: Path | None = None,
     flush_every: int = 1000,
     progress: bool = True,
 ) -> ScoreSummary:
@@ -334,7 +343,7 @@ def score_collection(
                 batches = (
                     _ray_batches(todo, model_path, device, batch_size, limits, ray)
                     if ray is not None
-                    else _local_batches(todo, model_path, device, batch_size, limits, backend)
+                    else _local_batches(todo, model_path, device, batch_size, limits, backend, onnx_path)
                 )
                 for rows in batches:
                     # Each image has exactly one row with face_index 0, or one error row: counting those stays
