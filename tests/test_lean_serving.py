@@ -122,15 +122,17 @@ def run_isolated(code: str, env: dict[str, str]) -> dict[str, object]:
 def test_the_service_on_onnx_runtime_never_imports_torch(native_model: Path, native_graph: Path) -> None:
     found = run_isolated(
         f"""
-        import json, sys
+        import json, sys, time
         from fastapi.testclient import TestClient
         from detecteur.api.app import create_app
         from detecteur.config import Settings
-        from tests.test_api import wait_until_ready
 
+        # Not tests.test_api.wait_until_ready: the test modules import torch themselves.
         settings = Settings(model_path={str(native_model)!r}, backend="onnxruntime", onnx_path={str(native_graph)!r})
         with TestClient(create_app(settings)) as client:
-            wait_until_ready(client)
+            deadline = time.monotonic() + 120
+            while client.get("/health").status_code != 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
             backend = client.app.state.service.detector.backend.name
             with open({str(SAMPLES / "stylegan-ffhq-real-00006.jpg")!r}, "rb") as face:
                 status = client.post("/v1/predict", files={{"file": ("face.jpg", face.read())}}).status_code
