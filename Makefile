@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/forward.py
 	$(BIN)/python benchmarks/faces.py
 	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/lean_serving.py
 	$(BIN)/python benchmarks/http_load.py
 	$(BIN)/python benchmarks/cases_store.py
 

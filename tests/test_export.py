@@ -116,11 +116,11 @@ def test_explain_works_under_onnx_runtime_by_loading_the_torch_model_on_demand(
 def test_when_the_graph_cannot_be_made_the_detector_falls_back_to_torch(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing_export(model: Path, out: Path) -> Path:
-        raise ModelFileError("exporter failed")
-
-    monkeypatch.setattr(export, "export_onnx", failing_export)
-    detector = Detector(tiny_model, backend="onnxruntime", onnx_path=tmp_path / "absent.onnx")
+    # The service exports in a child process (it does not import torch itself): make the export fail there, by
+    # asking for the graph under a path whose parent is a file.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    detector = Detector(tiny_model, backend="onnxruntime", onnx_path=blocker / "absent.onnx")
     assert detector.backend.name == "torch"
     assert 0.0 <= detector.judge(sample_images()[0]).most_suspicious.verdict.fake_probability <= 1.0
 
@@ -159,6 +159,6 @@ def test_a_gpu_device_runs_on_torch_whatever_the_backend_setting(
 ) -> None:
     built: list[str] = []
     monkeypatch.setattr("detecteur.engine.TorchBackend", lambda model, device: built.append(device.type) or model)
-    monkeypatch.setattr("detecteur.engine.load_model", lambda path, device: (None, read_metadata(tiny_model)))
+    monkeypatch.setattr("detecteur.model.load_model", lambda path, device: (None, read_metadata(tiny_model)))
     Detector(tiny_model, device="cuda", backend="onnxruntime", onnx_path=tiny_graph)
     assert built == ["cuda"]

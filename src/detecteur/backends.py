@@ -1,28 +1,35 @@
-"""The two ways to run the network on a batch of preprocessed crops: torch, or ONNX Runtime on the exported graph.
+"""The two ways to run the network on the windows of a region: torch, or ONNX Runtime on the exported graph.
 
-Both take the N×C×H×W tensor `preprocess.preprocess` builds and return N×2 float32 logits; calibration and
-verdicts stay in `engine`. Thread counts are set here: on a small machine the service runs a few inference
-threads at once, and each must not fan out over every core (oversubscribed OpenMP workers busy-wait for each
-other and collapse throughput; measured in benchmarks/README.md).
+Each backend turns a batch of model-sized windows into N×2 float32 logits, preprocessing them with its own twin
+of the one transform: torch with `preprocess.preprocess` (training, evaluation and Grad-CAM see exactly these
+numbers), ONNX Runtime with `preprocess.preprocess_array` (NumPy, within 1e-6 of torch), so that a service on
+ONNX Runtime never imports torch. Calibration and verdicts stay in `engine`. Thread counts are set here: on a small
+machine the service runs a few inference threads at once, and each must not fan out over every core
+(oversubscribed OpenMP workers busy-wait for each other and collapse throughput; measured in benchmarks/README.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
-from torch import nn
+from PIL import Image
 
 from detecteur.export import INPUT_NAME, OUTPUT_NAME, onnx_session
+from detecteur.preprocess import InputSpec, preprocess_array
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 class Backend(Protocol):
     name: str
 
-    def logits(self, batch: torch.Tensor) -> np.ndarray:
-        """N×2 float32 logits for an N×C×H×W batch of preprocessed crops."""
+    def window_logits(self, windows: Sequence[Image.Image], spec: InputSpec) -> np.ndarray:
+        """N×2 float32 logits for N windows of `spec.input_size` pixels (preprocessed here)."""
         ...
 
 
@@ -32,18 +39,30 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model: nn.Module, device: torch.device) -> None:
+        import torch
+
         self.device = device
         self.model = model.to(device).to(memory_format=torch.channels_last).eval()
 
-    @torch.inference_mode()
+    def window_logits(self, windows: Sequence[Image.Image], spec: InputSpec) -> np.ndarray:
+        import torch
+
+        from detecteur.preprocess import preprocess
+
+        return self.logits(torch.stack([preprocess(window, spec) for window in windows]))
+
     def logits(self, batch: torch.Tensor) -> np.ndarray:
-        inputs = batch.to(self.device).contiguous(memory_format=torch.channels_last)
-        result: np.ndarray = self.model(inputs).float().cpu().numpy()
+        """N×2 float32 logits for an N×C×H×W batch of preprocessed crops."""
+        import torch
+
+        with torch.inference_mode():
+            inputs = batch.to(self.device).contiguous(memory_format=torch.channels_last)
+            result: np.ndarray = self.model(inputs).float().cpu().numpy()
         return result
 
 
 class OnnxRuntimeBackend:
-    """An ONNX Runtime CPU session on a graph exported by `export.export_onnx`. `run` is thread-safe."""
+    """An ONNX Runtime CPU session on a graph exported by `export.export_onnx`. `run` is thread-safe. No torch."""
 
     name = "onnxruntime"
 
@@ -51,6 +70,10 @@ class OnnxRuntimeBackend:
         self.onnx_path = onnx_path
         self.session = onnx_session(onnx_path, threads)
 
-    def logits(self, batch: torch.Tensor) -> np.ndarray:
-        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})
+    def window_logits(self, windows: Sequence[Image.Image], spec: InputSpec) -> np.ndarray:
+        return self.logits(np.stack([preprocess_array(window, spec) for window in windows]))
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """N×2 float32 logits for an N×C×H×W float32 batch of preprocessed crops."""
+        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
         return np.asarray(outputs[0], dtype=np.float32)

@@ -129,7 +129,7 @@ def serve(
 ) -> None:
     """Run the HTTP API (and, once built, the dashboard) with the model loaded once."""
     from detecteur.api.server import serve as run_server
-    from detecteur.model import ModelFileError, verify_model_file
+    from detecteur.model_file import ModelFileError, verify_model_file
 
     overrides = {"host": host, "port": port, "model_path": model}
     settings = Settings().model_copy(update={key: value for key, value in overrides.items() if value is not None})
@@ -232,7 +232,7 @@ def evaluate(
     from detecteur.data import DataError
     from detecteur.evaluate import evaluate_folder, evaluate_run
     from detecteur.imaging import ImageError
-    from detecteur.model import ModelFileError
+    from detecteur.model_file import ModelFileError
 
     if logo is not None:
         _evaluate_logo(logo, split, out, cross_dataset)
@@ -303,7 +303,7 @@ def ship(
 ) -> None:
     """Copy a run's calibrated model and figures into models/ and write MODEL_CARD.md from its files."""
     from detecteur.card import ship as ship_run
-    from detecteur.model import ModelFileError
+    from detecteur.model_file import ModelFileError
 
     try:
         model_file = ship_run(run, models_dir, version, cross_dataset, parent_run, logo)
@@ -453,7 +453,7 @@ def predict(
     one row per person followed across its sampled frames; its verdict is its most suspicious track."""
     from detecteur.engine import STABILITY_MARGIN, Detector
     from detecteur.imaging import FileTooLarge, ImageError, decode_image
-    from detecteur.model import ModelFileError
+    from detecteur.model_file import ModelFileError
     from detecteur.provenance import load_trust_anchors, read_provenance
 
     settings = Settings()
@@ -546,7 +546,7 @@ def export(
 ) -> None:
     """Export a model file to ONNX for the onnxruntime backend, checked against torch before it is written."""
     from detecteur.export import MAX_PROBABILITY_DIFFERENCE, default_cache_dir, export_onnx, onnx_path_for
-    from detecteur.model import ModelFileError
+    from detecteur.model_file import ModelFileError
 
     if export_format != "onnx":
         raise _fail(f"unknown export format {export_format!r}; supported: onnx")
@@ -576,7 +576,7 @@ def score(
 ) -> None:
     """Score an image collection into a Parquet file: path, face box, fake probability, verdict, model version, or
     the error for a file that cannot be read. Re-running skips the files already in --out."""
-    from detecteur.model import ModelFileError
+    from detecteur.model_file import ModelFileError
     from detecteur.scoring import Limits, RayOptions, ScoringError, find_images, score_collection
 
     settings = Settings()
@@ -591,6 +591,7 @@ def score(
             batch_size=batch_size,
             ray=ray_options,
             backend=settings.backend,
+            onnx_path=settings.onnx_path,
         )
     except (ScoringError, ModelFileError, OSError) as error:
         raise _fail(str(error)) from error

@@ -1,5 +1,6 @@
 """`Detector`: a model file loaded once, judging images with the same face crop and `preprocess` as
-training."""
+training. With the ONNX Runtime backend nothing here imports torch (docs/lean-serving.md): torch loads for the torch
+backend, and for Grad-CAM on the first `explain`."""
 
 from __future__ import annotations
 
@@ -10,24 +11,25 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import nn
 
 from detecteur.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from detecteur.config import BackendName, Settings
-from detecteur.explain import grad_cam, overlay_png
-from detecteur.export import ensure_onnx
+from detecteur.export import graph_for_serving
 from detecteur.faces import FaceBox, FaceFinder, framed_windows, native_face_crop
 from detecteur.image_source import ImageLimits, ImageSource, open_source
 from detecteur.metrics import fake_probabilities
-from detecteur.model import ModelFileError, ModelMetadata, load_model, read_metadata
-from detecteur.preprocess import preprocess
+from detecteur.model_file import ModelFileError, ModelMetadata, read_metadata
 from detecteur.windows import region_logits
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ DEGRADATIONS: tuple[str, ...] = ("jpeg_q75", "resize_0.75", "shift_4px")
 # whose copies land on both sides of the threshold) is `uncertain`. Chosen on validation faces with
 # scripts/stability_margin.py (docs/stability-margin.json, model card); `Settings.stability_margin` overrides it.
 STABILITY_MARGIN = 0.18
+EXPLAIN_NEEDS_TORCH = "Grad-CAM heatmaps need torch: install the `train` extra (pip install 'detecteur[train]')"
 
 
 @dataclass(frozen=True)
@@ -137,9 +140,10 @@ class Detector:
     crops in batches.
 
     `backend` runs the network with torch or with ONNX Runtime on the graph exported from the same file
-    (`onnx_path`, default: exported once into `export.default_cache_dir()`); both are fed by `preprocess`.
-    `threads` caps the intra-op threads of one inference (None: leave torch's default). Grad-CAM needs
-    gradients, so `explain` always uses the torch model, loaded on first use under ONNX Runtime.
+    (`onnx_path`, default: exported once into `export.default_cache_dir()`, see `export.graph_for_serving`), each
+    fed by its twin of `preprocess`. `threads` caps the intra-op threads of one inference (None: leave torch's
+    default). Grad-CAM needs gradients, so `explain` always uses the torch model, loaded on first use under ONNX
+    Runtime (torch is imported then, not before).
     `limits` bound the files and bytes `judge` decodes (default: the service's default upload limits)."""
 
     def __init__(
@@ -155,27 +159,20 @@ class Detector:
     ) -> None:
         self.model_path = model_path
         self.limits = limits or ImageLimits()
-        self.device = torch.device(device)
-        if threads is not None:
-            torch.set_num_threads(threads)  # process-wide: preprocessing and the torch backend
+        self.device_name = device
+        self.threads = threads
         self._torch_model: nn.Module | None = None
         self._torch_lock = threading.Lock()
         self.backend: Backend
-        if backend == "onnxruntime" and self.device.type != "cpu":
+        if backend == "onnxruntime" and device.split(":")[0] != "cpu":
             log.warning("the onnxruntime backend runs on the CPU only; running on %s with torch", device)
             backend = "torch"
         if backend == "onnxruntime":
             self.metadata = read_metadata(model_path)
-            try:
-                self.backend = OnnxRuntimeBackend(ensure_onnx(model_path, onnx_path), threads or 1)
-            except (ModelFileError, OSError) as error:
-                # A read-only cache or an exporter failure costs speed, not the service.
-                log.warning("onnxruntime backend unavailable (%s); running %s with torch", error, model_path)
-                self.backend = TorchBackend(self.model, self.device)
+            self.backend = self._onnx_runtime_backend(onnx_path)
         else:
-            model, self.metadata = load_model(model_path, self.device)
-            self._torch_model = model
-            self.backend = TorchBackend(model, self.device)
+            self._torch_model, self.metadata = self._load_torch_model()
+            self.backend = TorchBackend(self._torch_model, self.device)
         self.batch_size = batch_size
         self.face_finder = face_finder
         if self.metadata.framing == "face_crop" and face_finder is None:
@@ -209,13 +206,41 @@ class Detector:
             return [(None, native_face_crop(image, None))], False
         return [(box, native_face_crop(image, box)) for box in boxes], True
 
+    def _onnx_runtime_backend(self, onnx_path: Path | None) -> Backend:
+        """ONNX Runtime on this model file's graph; torch when the graph cannot be had and torch is installed
+        (a read-only cache or an exporter failure costs speed, not the service)."""
+        try:
+            return OnnxRuntimeBackend(graph_for_serving(self.model_path, onnx_path), self.threads or 1)
+        except (ModelFileError, OSError) as error:
+            if find_spec("torch") is None:
+                raise
+            log.warning("onnxruntime backend unavailable (%s); running %s with torch", error, self.model_path)
+            return TorchBackend(self.model, self.device)
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device (imports torch: only the torch backend and Grad-CAM ask for it)."""
+        import torch
+
+        return torch.device(self.device_name)
+
+    def _load_torch_model(self) -> tuple[nn.Module, ModelMetadata]:
+        """The torch model and its metadata, with the intra-op threads capped at `threads` (process-wide)."""
+        import torch
+
+        from detecteur.model import load_model
+
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        return load_model(self.model_path, self.device)
+
     @property
     def model(self) -> nn.Module:
         """The torch model (loaded on first use when the backend is ONNX Runtime)."""
         with self._torch_lock:
             if self._torch_model is None:
                 log.info("loading the torch model of %s for Grad-CAM", self.model_path)
-                self._torch_model, _ = load_model(self.model_path, self.device)
+                self._torch_model, _ = self._load_torch_model()
             return self._torch_model
 
     def region_logits(self, regions: Sequence[Image.Image]) -> np.ndarray:
@@ -230,8 +255,16 @@ class Detector:
         probabilities = fake_probabilities(logits, self.metadata.temperature, self.metadata.logit_adjustment)
         return [decide(float(p), self.metadata) for p in probabilities]
 
+    @property
+    def can_explain(self) -> bool:
+        """Whether `explain` can run here: Grad-CAM needs torch, which a `detecteur[serve]` install lacks."""
+        return find_spec("torch") is not None
+
     def explain(self, region: Image.Image) -> bytes:
         """Grad-CAM overlay (PNG) of the evidence for the model's verdict in one region (its first window)."""
+        from detecteur.explain import grad_cam, overlay_png
+        from detecteur.preprocess import preprocess
+
         window = framed_windows(region, self.metadata.framing, self.metadata.input_size)[0]
         model_input = preprocess(window, self.metadata.input_spec).to(self.device)
         return overlay_png(window.resize((self.metadata.input_size,) * 2), grad_cam(self.model, model_input))

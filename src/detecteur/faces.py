@@ -19,6 +19,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image
@@ -70,6 +71,13 @@ class FaceFinder:
 
     def __init__(self, model_file: Path = DEFAULT_DETECTOR_FILE, min_confidence: float = MIN_DETECTION_CONFIDENCE):
         os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging is noisy at INFO
+        # Close before interpreter shutdown: mediapipe's own __del__ fails once its modules are torn down. The
+        # finalizer is registered before mediapipe is first imported, so that at exit it runs after mediapipe's own
+        # atexit hook (atexit is last-in, first-out), which turns the close into a no-op; run before that hook, it
+        # would submit to an executor already shut down and print a traceback. (With torch imported first, torch's
+        # own finalizers used to get this order by chance; the ONNX Runtime service does not import torch.)
+        opened: list[FaceDetectorLike] = []
+        self._finalizer = weakref.finalize(self, _close_all, opened)
         from mediapipe.tasks.python import BaseOptions
         from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions
 
@@ -78,9 +86,8 @@ class FaceFinder:
             min_detection_confidence=min_confidence,
         )
         self._detector = FaceDetector.create_from_options(options)
+        opened.append(self._detector)
         self._lock = threading.Lock()
-        # Close before interpreter shutdown: mediapipe's own __del__ fails once its modules are torn down.
-        self._finalizer = weakref.finalize(self, self._detector.close)
 
     def detect(self, image: Image.Image) -> list[FaceBox]:
         """Faces in `image` (RGB), most confident first, clipped to the image: the best one if it reaches
@@ -109,6 +116,15 @@ class FaceFinder:
 
     def close(self) -> None:
         self._finalizer()
+
+
+class FaceDetectorLike(Protocol):
+    def close(self) -> None: ...
+
+
+def _close_all(detectors: list[FaceDetectorLike]) -> None:
+    for detector in detectors:
+        detector.close()
 
 
 def native_face_crop(image: Image.Image, box: FaceBox | None) -> Image.Image:

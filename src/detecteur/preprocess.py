@@ -4,17 +4,23 @@ A face crop becomes a C×H×W float tensor: RGB normalised with the backbone's m
 `in_chans = 4`) a Laplacian high-frequency map of the grayscale image on [0, 1] pixels. The Laplacian
 channel is deliberately *not* normalised: its scale is part of the signal (resampling and GAN upsampling
 traces live in its amplitude).
+
+Two twins compute it: `preprocess` in torch (training, export, the torch backend, Grad-CAM) and `preprocess_array`
+in NumPy (the ONNX Runtime serving path, which must not import torch). tests/test_preprocess_numpy.py holds them
+within 1e-6 of each other. torch is imported inside the torch functions only, so that importing this module (the
+face crop and the windows need `InputSpec` and `model_windows`) never loads it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
 
 LAPLACIAN_KERNEL: tuple[tuple[float, ...], ...] = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 GRAY_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
@@ -65,6 +71,8 @@ def model_windows(crop: Image.Image, input_size: int) -> list[Image.Image]:
 
 def image_to_unit_tensor(image: Image.Image) -> torch.Tensor:
     """3×H×W float32 tensor on [0, 1] from an RGB PIL image."""
+    import torch
+
     pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
 
@@ -74,6 +82,9 @@ def laplacian_map(unit_rgb: torch.Tensor) -> torch.Tensor:
 
     Borders are replicated so a flat image gives an exactly zero map (zero padding would invent edges).
     """
+    import torch
+    import torch.nn.functional as F
+
     weights = torch.tensor(GRAY_WEIGHTS, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
     gray = (unit_rgb * weights).sum(dim=1, keepdim=True)
     kernel = torch.tensor(LAPLACIAN_KERNEL, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 1, 3, 3)
@@ -82,6 +93,8 @@ def laplacian_map(unit_rgb: torch.Tensor) -> torch.Tensor:
 
 def forensic_channels(unit_rgb: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """N×C×H×W model input from N×3×H×W pixels on [0, 1] (the tensor half of `preprocess`)."""
+    import torch
+
     mean = torch.tensor(spec.mean, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
     normalised = (unit_rgb - mean) / std
@@ -94,3 +107,35 @@ def preprocess(image: Image.Image, spec: InputSpec) -> torch.Tensor:
     """C×H×W model input for one face crop. The training transform with augmentation off is exactly this."""
     unit_rgb = image_to_unit_tensor(resize_for_model(image, spec.input_size))
     return forensic_channels(unit_rgb.unsqueeze(0), spec).squeeze(0)
+
+
+def image_to_unit_array(image: Image.Image) -> np.ndarray:
+    """3×H×W float32 array on [0, 1] from an RGB PIL image (`image_to_unit_tensor` in NumPy)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+
+
+def laplacian_map_array(unit_rgb: np.ndarray) -> np.ndarray:
+    """1×H×W Laplacian of the grayscale image from 3×H×W pixels on [0, 1], borders replicated: `laplacian_map`
+    in NumPy, the 3×3 cross-correlation (conv2d's) written as a sum of shifted copies, zero taps skipped."""
+    weights = np.asarray(GRAY_WEIGHTS, dtype=np.float32).reshape(3, 1, 1)
+    gray = (unit_rgb * weights).sum(axis=0, dtype=np.float32)
+    height, width = gray.shape
+    padded = np.pad(gray, 1, mode="edge")
+    result: np.ndarray = np.zeros_like(gray)
+    for row, taps in enumerate(LAPLACIAN_KERNEL):
+        for column, tap in enumerate(taps):
+            if tap:
+                result += np.float32(tap) * padded[row : row + height, column : column + width]
+    return result[np.newaxis]
+
+
+def preprocess_array(image: Image.Image, spec: InputSpec) -> np.ndarray:
+    """C×H×W float32 model input for one face crop: `preprocess` in NumPy, for the torch-free serving path."""
+    unit_rgb = image_to_unit_array(resize_for_model(image, spec.input_size))
+    mean = np.asarray(spec.mean, dtype=np.float32).reshape(3, 1, 1)
+    std = np.asarray(spec.std, dtype=np.float32).reshape(3, 1, 1)
+    normalised = (unit_rgb - mean) / std
+    if spec.in_chans == 3:
+        return normalised
+    return np.concatenate([normalised, laplacian_map_array(unit_rgb)], axis=0)

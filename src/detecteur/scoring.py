@@ -25,16 +25,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from detecteur.config import BackendName
-from detecteur.data import IMAGE_SUFFIXES
 from detecteur.engine import Detector, Verdict
 from detecteur.files import atomic_path
 from detecteur.image_source import ImageLimits, read_image_file
 from detecteur.imaging import ImageError
+
+# The suffixes a folder is searched for: `data.IMAGE_SUFFIXES`, repeated because `data` (training) imports torch and
+# scoring with ONNX Runtime must not; tests/test_lean_serving.py keeps the two equal.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -167,6 +169,8 @@ class ScoreWorker:
     file), then scores batches of paths with `score_files`."""
 
     def __init__(self, model_bytes: bytes, device: str, batch_size: int, limits: Limits, threads: int) -> None:
+        import torch
+
         # One actor per CPU: torch's default of one thread per core would oversubscribe the node.
         torch.set_num_threads(threads)
         self._model_file = tempfile.NamedTemporaryFile(suffix=".safetensors")  # noqa: SIM115 (lives with the actor)
@@ -236,11 +240,19 @@ def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 
 
 def _local_batches(
-    paths: Sequence[str], model_path: Path, device: str, batch_size: int, limits: Limits, backend: BackendName
+    paths: Sequence[str],
+    model_path: Path,
+    device: str,
+    batch_size: int,
+    limits: Limits,
+    backend: BackendName,
+    onnx_path: Path | None = None,
 ) -> Iterator[list[Row]]:
     # One process scores at a time here: it gets every core.
     cores = len(os.sched_getaffinity(0))
-    detector = Detector(model_path, device=device, batch_size=batch_size, backend=backend, threads=cores)
+    detector = Detector(
+        model_path, device=device, batch_size=batch_size, backend=backend, onnx_path=onnx_path, threads=cores
+    )
     for batch in _batches(paths, batch_size):
         yield score_files(batch, detector, limits)
 
@@ -288,6 +300,7 @@ def score_collection(
     batch_size: int = 32,
     ray: RayOptions | None = None,
     backend: BackendName = "torch",
+    onnx_path: Path | None = None,
     flush_every: int = 1000,
     progress: bool = True,
 ) -> ScoreSummary:
@@ -297,7 +310,7 @@ def score_collection(
     be readable at the same paths on every node. Without it, `backend` runs the network (as in the service).
     Rows reach the output in batches of about `flush_every` images.
     """
-    from detecteur.model import read_metadata
+    from detecteur.model_file import read_metadata
 
     if not paths:
         raise ScoringError("no image files to score")
@@ -330,7 +343,7 @@ def score_collection(
                 batches = (
                     _ray_batches(todo, model_path, device, batch_size, limits, ray)
                     if ray is not None
-                    else _local_batches(todo, model_path, device, batch_size, limits, backend)
+                    else _local_batches(todo, model_path, device, batch_size, limits, backend, onnx_path)
                 )
                 for rows in batches:
                     # Each image has exactly one row with face_index 0, or one error row: counting those stays

@@ -1,24 +1,23 @@
 """How a model looks at a region — a native face crop, or the whole image for a whole-image model: the windows
 its framing cuts (`faces.framed_windows`), scored in batches, their logits averaged. The service, evaluation and the
-leave-one-generator-out sweep all score regions through `region_logits`."""
+leave-one-generator-out sweep all score regions through `region_logits`. No torch here: the backend preprocesses
+the windows with its own twin of the transform (`backends`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 from detecteur.backends import Backend
 from detecteur.config import Framing
 from detecteur.faces import framed_windows
-from detecteur.preprocess import InputSpec, preprocess
+from detecteur.preprocess import InputSpec
 
 NUM_LOGITS = 2
 
 
-@torch.inference_mode()
 def region_logits(
     backend: Backend, spec: InputSpec, framing: Framing, regions: Sequence[Image.Image], batch_size: int = 32
 ) -> np.ndarray:
@@ -26,8 +25,7 @@ def region_logits(
     windows = [framed_windows(region, framing, spec.input_size) for region in regions]
     flat = [window for group in windows for window in group]
     batches = [
-        backend.logits(torch.stack([preprocess(window, spec) for window in flat[start : start + batch_size]]))
-        for start in range(0, len(flat), batch_size)
+        backend.window_logits(flat[start : start + batch_size], spec) for start in range(0, len(flat), batch_size)
     ]
     if not batches:
         return np.zeros((0, NUM_LOGITS), dtype=np.float32)

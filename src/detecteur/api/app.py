@@ -61,10 +61,10 @@ from detecteur.api.telemetry import Telemetry
 from detecteur.cases.models import CaseLink
 from detecteur.cases.store import CaseStore, NewCase, StoreError, open_store
 from detecteur.config import Settings
-from detecteur.engine import STABILITY_MARGIN, Detector, ImageVerdict
+from detecteur.engine import EXPLAIN_NEEDS_TORCH, STABILITY_MARGIN, Detector, ImageVerdict
 from detecteur.evidence import evidence_report
 from detecteur.imaging import InputError, decode_image, read_limited
-from detecteur.model import ModelFileError, verify_model_file
+from detecteur.model_file import ModelFileError, verify_model_file
 from detecteur.provenance import load_trust_anchors, read_provenance
 from detecteur.video import VideoLimits, VideoVerdict, judge_video
 
@@ -378,6 +378,8 @@ def create_app(
             raise ServiceError(422, "missing_file", "send an image in the multipart field 'file' (or 'files')")
         if len(uploads) > settings.max_files:
             raise ServiceError(413, "too_many_files", f"{len(uploads)} files sent; the limit is {settings.max_files}")
+        if explain and not detector.can_explain:
+            raise ServiceError(501, "explain_unavailable", EXPLAIN_NEEDS_TORCH)
         results = [await _judge_upload(request, upload, detector, explain) for upload in uploads]
         metadata = detector.metadata
         return PredictResponse(
