@@ -114,7 +114,12 @@ def data_reconstruct(
         records = read_records(split)
     except DataError as error:
         raise _fail(str(error)) from error
-    pairs = reconstruct_reals(records, crops, crops / ALIGNED_SOURCE, per_source)
+    try:
+        pairs = reconstruct_reals(records, crops, crops / ALIGNED_SOURCE, per_source)
+    except OSError as error:
+        raise _fail(
+            f"{crops}: {error} (the folder `detecteur data faces --native` wrote, with its faces.csv)"
+        ) from error
     added = [replace(real, path=file, label=SYNTHETIC, source=ALIGNED_SOURCE, phash=real.phash) for real, file in pairs]
     write_records([r for r in records if r.source != ALIGNED_SOURCE] + added, out)
     console.print(f"wrote {out}: {len(added)} reconstructions added")
