@@ -30,12 +30,11 @@ from torchvision.transforms import v2
 from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig, CropFiles, Framing
 from detecteur.faces import FaceBox, canonical_face, encode_face, native_face_crop
 from detecteur.files import atomic_path
-from detecteur.imaging import ImageError, decode_image
+from detecteur.imaging import IMAGE_SUFFIXES, ImageError, decode_image
 from detecteur.preprocess import RESAMPLING, InputSpec, image_to_unit_tensor, laplacian_map, model_windows, preprocess
 from detecteur.synthesis import self_blend
 
 CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 SPLITS = ("train", "val", "test")
 MANIFEST_FIELDS = ("path", "label", "source", "subject_id", "phash")
 SPLIT_FIELDS = (*MANIFEST_FIELDS, "split")

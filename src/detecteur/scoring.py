@@ -32,11 +32,7 @@ from detecteur.config import BackendName
 from detecteur.engine import Detector, Verdict
 from detecteur.files import atomic_path
 from detecteur.image_source import ImageLimits, read_image_file
-from detecteur.imaging import ImageError
-
-# The suffixes a folder is searched for: `data.IMAGE_SUFFIXES`, repeated because `data` (training) imports torch and
-# scoring with ONNX Runtime must not; tests/test_lean_serving.py keeps the two equal.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+from detecteur.imaging import IMAGE_SUFFIXES, ImageError
 
 if TYPE_CHECKING:
     from PIL import Image

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from torch import nn
 
 if TYPE_CHECKING:
@@ -35,8 +35,6 @@ def _face_mask(side: int, rng: random.Random) -> Image.Image:
     centre_y = side * (0.53 + rng.uniform(-0.03, 0.03))
     half_width = side * rng.uniform(0.24, 0.33)
     half_height = side * rng.uniform(0.30, 0.40)
-    from PIL import ImageDraw
-
     ImageDraw.Draw(mask).ellipse(
         (centre_x - half_width, centre_y - half_height, centre_x + half_width, centre_y + half_height), fill=255
     )
