@@ -32,6 +32,10 @@ Arch = Literal["resnet18", "efficientnet_lite0", "efficientnet_lite2"]
 # average of its members' logits, calibrated as one model.
 ENSEMBLE = "ensemble"
 ModelArch = Arch | Literal["ensemble"]
+# What turns the backbone's features into the two logits (`model_file.ModelMetadata.head`).
+Head = Literal["classifier", "stage_statistics_probe"]
+# How a recipe trains: the whole network by gradient descent, or only a linear probe on a frozen ImageNet backbone.
+TrainingMethod = Literal["fine_tune", "frozen_probe"]
 # What the model was trained to look at: the whole image resized, or the normalised face crop of
 # `faces.normalise_face` (serving must then detect and crop faces the same way).
 # `native_face_crop`: the face region at the image's own scale, never resampled down; the model sees windows of
@@ -99,6 +103,9 @@ class LogoConfig(BaseModel):
     epochs: int = Field(2, ge=1)
     max_train_images: int | None = Field(3000, ge=2)
     max_eval_images: int | None = Field(600, ge=2)
+    # Folds train on the whole recipe, the budget above ignored: for recipes whose full run is cheap (a frozen
+    # probe's features are cached across folds), so the LOGO figures are those of the recipe itself.
+    full_recipe: bool = False
 
 
 class TrainConfig(BaseModel):
@@ -107,6 +114,16 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     arch: Arch = "efficientnet_lite0"
+    # "frozen_probe" (`probe.fit_probe`): the ImageNet backbone stays as it is and a logistic regression is fitted
+    # on its stage statistics (`model.StageStatisticsProbe`); needs in_chans = 3 and pretrained = true. Epochs,
+    # learning rate and batch size do not apply; `probe_views`, `probe_c` and `self_blend_probability` do.
+    method: TrainingMethod = "fine_tune"
+    # frozen_probe: augmented views of each training image (features computed once and cached per view).
+    probe_views: int = Field(2, ge=1, le=16)
+    # frozen_probe: inverse L2 strength of the logistic regression on standardised features.
+    probe_c: float = Field(0.001, gt=0)
+    # frozen_probe: where computed features are kept, so that folds and reruns do not recompute them.
+    feature_cache: Path = Path("runs/feature-cache")
     in_chans: Literal[3, 4] = 4
     framing: Framing = "whole_image"
     pretrained: bool = True
@@ -147,6 +164,16 @@ class TrainConfig(BaseModel):
     self_blend_probability: float = Field(0.0, ge=0.0, le=1.0)
     augment: AugmentConfig = AugmentConfig()
     logo: LogoConfig = LogoConfig()
+
+    @model_validator(mode="after")
+    def _check_method(self) -> TrainConfig:
+        if self.method == "frozen_probe" and (self.in_chans != 3 or not self.pretrained or self.init_weights):
+            raise ValueError(
+                "method frozen_probe reads an ImageNet backbone: in_chans = 3, pretrained = true, no init_weights"
+            )
+        if self.method == "frozen_probe" and self.framing != "native_face_crop":
+            raise ValueError("method frozen_probe is implemented for framing native_face_crop")
+        return self
 
     @classmethod
     def from_toml(cls, path: Path) -> TrainConfig:

@@ -178,6 +178,8 @@ def fold_threshold(model: torch.nn.Module, metadata: ModelMetadata, validation_r
 def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
     """The recipe on the fold's budget, with `held_out` left out of training and validation."""
     budget = recipe.logo
+    if budget.full_recipe:
+        return recipe.model_copy(update={"exclude_sources": [*recipe.exclude_sources, held_out]})
     return recipe.model_copy(
         update={
             "exclude_sources": [*recipe.exclude_sources, held_out],
@@ -190,6 +192,7 @@ def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
 
 
 def _fold_finished(run_dir: Path, epochs: int) -> bool:
+    # A fine-tuned run writes one metrics line per epoch; a probe its one line after its model file.
     metrics = run_dir / RUN_METRICS_FILE
     return metrics.is_file() and len(metrics.read_text().splitlines()) >= epochs
 
@@ -201,7 +204,7 @@ def run_fold(
     from detecteur.train import train
 
     config = fold_config(recipe, held_out)
-    if not _fold_finished(run_dir, config.epochs):
+    if not _fold_finished(run_dir, 1 if config.method == "frozen_probe" else config.epochs):
         train(config, split_file, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     model, metadata = load_model(run_dir / RUN_BEST_MODEL_FILE)
     records = read_records(split_file)

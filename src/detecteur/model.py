@@ -155,6 +155,66 @@ def build(arch: Arch, in_chans: int = 4, pretrained: bool = True) -> nn.Module:
     return model
 
 
+class StageStatisticsProbe(nn.Module):
+    """A frozen ImageNet EfficientNet read by a linear probe: the mean and standard deviation over space of every
+    stage's output and of the head (texture statistics at every scale — early stages keep pixel-level traces, late
+    ones semantics), standardised, then one linear layer. The backbone is never trained, so it cannot memorise the
+    training generators; only the probe is fitted (`probe.fit_probe`). Its two logits are (0, score): softmax
+    gives the logistic regression's probability."""
+
+    feature_mean: torch.Tensor
+    feature_scale: torch.Tensor
+
+    def __init__(self, arch: Arch, pretrained: bool = True) -> None:
+        super().__init__()
+        network = build(arch, in_chans=3, pretrained=pretrained)
+        self.conv_stem, self.bn1 = network.get_submodule("conv_stem"), network.get_submodule("bn1")
+        self.blocks = cast(nn.Sequential, network.get_submodule("blocks"))
+        self.conv_head, self.bn2 = network.get_submodule("conv_head"), network.get_submodule("bn2")
+        with torch.no_grad():  # the width of the statistics, whatever the architecture's stage widths
+            self.num_features = int(self.stage_statistics(self.forward_features(torch.zeros(1, 3, 64, 64))).shape[1])
+        self.register_buffer("feature_mean", torch.zeros(self.num_features))
+        self.register_buffer("feature_scale", torch.ones(self.num_features))
+        self.linear: nn.Linear = nn.Linear(self.num_features, NUM_CLASSES)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward_features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The stem's feature map: everything the probe reads follows from it (Grad-CAM's layer)."""
+        return cast(torch.Tensor, self.bn1(self.conv_stem(inputs)))
+
+    def stage_statistics(self, stem: torch.Tensor) -> torch.Tensor:
+        pooled = []
+        maps = stem
+        for stage in self.blocks:
+            maps = stage(maps)
+            pooled += [maps.mean(dim=(2, 3)), maps.std(dim=(2, 3))]
+        maps = self.bn2(self.conv_head(maps))
+        pooled += [maps.mean(dim=(2, 3)), maps.std(dim=(2, 3))]
+        return torch.cat(pooled, dim=1)
+
+    def features(self, inputs: torch.Tensor) -> torch.Tensor:
+        """N×`num_features` unstandardised statistics: what the probe is fitted on."""
+        return self.stage_statistics(self.forward_features(inputs))
+
+    def forward_head(self, stem: torch.Tensor) -> torch.Tensor:
+        standardised = (self.stage_statistics(stem) - self.feature_mean) / self.feature_scale
+        return self.linear(standardised)  # type: ignore[no-any-return]
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(inputs))
+
+    def set_probe(self, mean: np.ndarray, scale: np.ndarray, weights: np.ndarray, bias: float) -> None:
+        """Install a fitted logistic regression on standardised features: logits (0, weights·z + bias)."""
+        with torch.no_grad():
+            self.feature_mean.copy_(torch.from_numpy(mean).float())
+            self.feature_scale.copy_(torch.from_numpy(scale).float())
+            self.linear.weight.zero_()
+            self.linear.bias.zero_()
+            self.linear.weight[1] = torch.from_numpy(weights).float()
+            self.linear.bias[1] = float(bias)
+
+
 class LogitAverage(nn.Module):
     """An ensemble: every member sees the same input; the logits are averaged (calibration, threshold and
     explanation then treat it as one model). Members of different architectures err on different images."""
@@ -227,6 +287,8 @@ def build_for(metadata: ModelMetadata) -> nn.Module:
     """The untrained network a model file's weights belong to."""
     if metadata.arch == ENSEMBLE:
         return LogitAverage([build(arch, metadata.in_chans, pretrained=False) for arch in metadata.members])
+    if metadata.head == "stage_statistics_probe":
+        return StageStatisticsProbe(cast(Arch, metadata.arch), pretrained=False)
     return build(cast(Arch, metadata.arch), in_chans=metadata.in_chans, pretrained=False)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
 
-from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch, Framing, ModelArch
+from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch, Framing, Head, ModelArch
 from detecteur.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ class ModelMetadata(BaseModel):
     arch: ModelArch
     # For arch "ensemble": the architecture of each member, in the order of the weights' `members.<i>.` prefixes.
     members: tuple[Arch, ...] = ()
+    # "classifier": the backbone's own trained classifier; "stage_statistics_probe": a frozen ImageNet backbone read
+    # by a fitted linear probe (`model.StageStatisticsProbe`).
+    head: Head = "classifier"
     input_size: int = Field(ge=32, le=1024)
     in_chans: Literal[3, 4]
     framing: Framing = "whole_image"
@@ -83,6 +86,8 @@ class ModelMetadata(BaseModel):
             raise ValueError(f"label order {self.labels} differs from this version's {LABEL_NAMES}")
         if (self.arch == ENSEMBLE) != (len(self.members) >= 2):
             raise ValueError(f"arch {self.arch!r} with members {list(self.members)}: an ensemble lists 2 or more")
+        if self.head == "stage_statistics_probe" and (self.arch == ENSEMBLE or self.in_chans != 3):
+            raise ValueError("a stage-statistics probe reads one RGB (3-channel) ImageNet backbone")
         low, high = self.borderline_band
         if not 0 <= low <= self.threshold <= high <= 1:
             raise ValueError(f"borderline band {self.borderline_band} must contain threshold {self.threshold}")
