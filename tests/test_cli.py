@@ -57,7 +57,7 @@ def test_predict_shows_the_evidence_lines_and_the_stability_check(calibrated_mod
     assert result["evidence"]["content_credentials"]["status"] == "untrusted"
     sources = [line["source"] for line in result["evidence"]["lines"]]
     assert sources == ["pixel_model", "content_credentials", "metadata"]
-    assert set(result["faces"][0]["stability"]["probabilities"]) == {"jpeg_q75", "resize_0.75", "shift_4px"}
+    assert set(result["faces"][0]["stability"]["probabilities"]) == {"combined"}
     assert table.exit_code == 0, table.output
     assert result["evidence"]["summary"].split(":")[0] in " ".join(table.output.split())
     assert "content credentials (" in table.output
