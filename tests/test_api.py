@@ -13,7 +13,7 @@ from PIL import Image
 
 from detecteur.api.app import create_app, threshold_centred
 from detecteur.config import Settings
-from detecteur.engine import Detector, decide
+from detecteur.engine import STABILITY_VIEWS, Detector, decide
 from detecteur.model import build, read_metadata, save_model
 from tests import provenance_fixtures
 from tests.test_faces import SAMPLES
@@ -298,7 +298,7 @@ def test_a_signed_face_gets_its_content_credentials_and_every_evidence_line(clie
     assert evidence["summary"] and evidence["strength"] in ("moderate", "none")
     assert result["timings"]["provenance_ms"] >= 0
     stability = result["faces"][0]["stability"]
-    assert set(stability["probabilities"]) == {"combined"}
+    assert set(stability["probabilities"]) == set(STABILITY_VIEWS)
     assert 0 <= stability["spread"] <= 1
 
 

@@ -46,8 +46,8 @@ def test_degradations_are_deterministic_and_one_per_name() -> None:
     assert np.array_equal(np.asarray(combined), np.asarray(jpeg_q75(shrink_075(shift_4px(crop())))))
 
 
-def test_the_service_scores_one_copy_carrying_every_degradation() -> None:
-    assert STABILITY_VIEWS == ("combined",)
+def test_the_service_scores_one_degraded_copy_per_face() -> None:
+    assert len(STABILITY_VIEWS) == 1 and set(STABILITY_VIEWS) <= set(VIEWS)
     assert len(degrade(crop())) == 1
 
 
@@ -80,9 +80,9 @@ def test_every_view_is_described_for_the_model_card() -> None:
 def test_the_card_section_is_replaced_in_place_or_put_before_the_figures() -> None:
     lines = [stability_report.SECTION_TITLE, "", "new text", ""]
     card = f"# Card\n\n{stability_report.SECTION_TITLE}\n\nold text\n\n## Figures\n\nx\n"
-    assert stability_report.replace_section(card, lines) == "# Card\n\n" + "\n".join(lines) + "## Figures\n\nx\n"
+    assert stability_report.replace_section(card, lines) == "# Card\n\n" + "\n".join(lines) + "\n## Figures\n\nx\n"
     bare = "# Card\n\n## Figures\n\nx\n"
-    assert stability_report.replace_section(bare, lines) == "# Card\n\n" + "\n".join(lines) + "## Figures\n\nx\n"
+    assert stability_report.replace_section(bare, lines) == "# Card\n\n" + "\n".join(lines) + "\n## Figures\n\nx\n"
 
 
 def test_the_shipped_card_and_margin_come_from_the_margin_report() -> None:

@@ -96,7 +96,7 @@ def section(report: dict[str, Any]) -> list[str]:
 
 def replace_section(card: str, lines: list[str]) -> str:
     """`card` (markdown) with its stability section replaced by `lines`, or `lines` put before `## Figures`."""
-    text = "\n".join(lines)
+    text = "\n".join(lines) + "\n"
     pattern = re.compile(re.escape(SECTION_TITLE) + r"\n.*?(?=^## )", re.DOTALL | re.MULTILINE)
     if pattern.search(card):
         return pattern.sub(lambda _: text, card, count=1)
