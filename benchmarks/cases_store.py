@@ -1,9 +1,14 @@
 """The cases store's costs, on SQLite and on PostgreSQL 15 (a throw-away cluster, fsync on, started here):
 
 - write overhead: `CaseStore.record` per check (seen-before lookup + insert + commit) on a table already holding
-  `--cases` cases, with a realistic response (two faces) — target ≤ 3 ms p50;
+  `--cases` cases, with a realistic response (two faces) — target ≤ 3 ms p50; on PostgreSQL also with
+  `synchronous_commit` off (`Settings.cases_synchronous_commit = False`: no WAL flush before the answer);
 - listing: `GET /v1/cases` through the real app (HTTP in-process, JSON included) over `--cases` cases, with each
   filter the dashboard uses and without — target ≤ 100 ms p95.
+
+Beside wall-clock percentiles, each figure carries the CPU it cost per request or write, in this process (the app,
+the HTTP client, SQLite) and in the PostgreSQL server's processes: on a shared machine load stretches the first,
+not the second.
 
     .venv/bin/python benchmarks/cases_store.py [--cases 100000] [--repeats 40]
 """
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import random
 import sys
 import tempfile
@@ -88,16 +94,46 @@ def fill(store: CaseStore, count: int) -> None:
     if batch:
         with store.engine.begin() as connection:
             connection.execute(insert(CaseRow), batch)
-    if store.dialect == "postgresql":
-        with store.engine.connect() as connection:
-            connection.exec_driver_sql("ANALYZE cases")
-    else:
-        with store.engine.connect() as connection:
-            connection.exec_driver_sql("ANALYZE")
+    # The planner statistics a live database keeps (autovacuum on PostgreSQL): committed, or PostgreSQL rolls the
+    # ANALYZE back with the transaction and plans on default guesses.
+    with store.engine.begin() as connection:
+        connection.exec_driver_sql("ANALYZE cases" if store.dialect == "postgresql" else "ANALYZE")
 
 
-def write_overhead(store: CaseStore, writes: int) -> dict[str, Any]:
+def server_cpu_seconds(data_dir: Path | None) -> float:
+    """CPU seconds used so far by the PostgreSQL cluster whose data folder is `data_dir` (its postmaster and every
+    backend it forked); 0 for SQLite, which works inside this process and shows in `time.process_time()`."""
+    if data_dir is None:
+        return 0.0
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == postmaster or int(fields[1]) == postmaster:  # fields[1]: the parent's pid
+            ticks += int(fields[11]) + int(fields[12])  # utime + stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Client (this process, every thread) + database server CPU over a span: load on the machine stretches
+    wall-clock times, not the CPU a request costs."""
+
+    def __init__(self, data_dir: Path | None) -> None:
+        self.data_dir = data_dir
+        self.started = (time.process_time(), server_cpu_seconds(data_dir))
+
+    def ms_per(self, count: int) -> dict[str, float]:
+        client = (time.process_time() - self.started[0]) * 1000 / count
+        server = (server_cpu_seconds(self.data_dir) - self.started[1]) * 1000 / count
+        return {"cpu_ms_client": round(client, 2), "cpu_ms_server": round(server, 2)}
+
+
+def write_overhead(store: CaseStore, writes: int, data_dir: Path | None = None) -> dict[str, Any]:
     times = []
+    meter = CpuMeter(data_dir)
     for n in range(writes):
         case = NewCase(
             kind="image",
@@ -114,14 +150,14 @@ def write_overhead(store: CaseStore, writes: int) -> dict[str, Any]:
         started = time.perf_counter()
         store.record(case)
         times.append((time.perf_counter() - started) * 1000)
-    return {"writes": writes, **percentiles(times)}
+    return {"writes": writes, **percentiles(times), **meter.ms_per(writes)}
 
 
 def failing_loader(settings: Settings) -> Detector:
     raise OSError("no model: this benchmark measures the cases routes only")
 
 
-def listing(url: str, repeats: int, sha: str) -> dict[str, Any]:
+def listing(url: str, repeats: int, sha: str, data_dir: Path | None = None) -> dict[str, Any]:
     settings = Settings(model_path=Path("/nonexistent/model.safetensors"), database_url=SecretStr(url))
     queries = {
         "no filter": {},
@@ -154,28 +190,35 @@ def listing(url: str, repeats: int, sha: str) -> dict[str, Any]:
                     "next_cursor"
                 ]
             times = []
+            meter = CpuMeter(data_dir)
             for _ in range(repeats):
                 started = time.perf_counter()
                 reply = client.get("/v1/cases", params=params | ({"cursor": cursor} if cursor else {}))
                 times.append((time.perf_counter() - started) * 1000)
                 assert reply.status_code == 200, reply.text
             everything += times
-            results[name] = {"returned": len(reply.json()["cases"]), **percentiles(times)}
+            results[name] = {"returned": len(reply.json()["cases"]), **percentiles(times), **meter.ms_per(repeats)}
             print(f"  {name:40s} {results[name]}")
     results["all queries"] = percentiles(everything)
     return results
 
 
-def run(url: str, count: int, repeats: int) -> dict[str, Any]:
+def run(url: str, count: int, repeats: int, data_dir: Path | None = None) -> dict[str, Any]:
     store = open_store(url)
     started = time.perf_counter()
     fill(store, count)
     print(f"  filled {count} cases in {time.perf_counter() - started:.1f} s")
-    writes = write_overhead(store, 400)
+    writes = write_overhead(store, 400, data_dir)
     print(f"  write overhead: {writes}")
-    sha = hashlib.sha256(b"7").hexdigest()
     store.close()
-    return {"cases": count, "write_ms": writes, "list_ms": listing(url, repeats, sha)}
+    results: dict[str, Any] = {"cases": count, "write_ms": writes}
+    if store.dialect == "postgresql":  # the same writes, acknowledged before the WAL flush
+        unflushed = open_store(url, synchronous_commit=False)
+        results["write_ms_synchronous_commit_off"] = write_overhead(unflushed, 400, data_dir)
+        print(f"  write overhead, synchronous_commit off: {results['write_ms_synchronous_commit_off']}")
+        unflushed.close()
+    results["list_ms"] = listing(url, repeats, hashlib.sha256(b"7").hexdigest(), data_dir)
+    return results
 
 
 def main() -> None:
@@ -194,7 +237,7 @@ def main() -> None:
             results["postgresql"] = "skipped: PostgreSQL not installed"
         else:
             print("PostgreSQL (throw-away cluster, fsync on, synchronous_commit on)")
-            results["postgresql"] = run(cluster.create_database("bench"), args.cases, args.repeats)
+            results["postgresql"] = run(cluster.create_database("bench"), args.cases, args.repeats, cluster.data)
     record.write(results)
 
 

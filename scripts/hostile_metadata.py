@@ -1,8 +1,8 @@
 """The hostile-input corpus's metadata cases (issue 21): files whose provenance — C2PA manifest store, XMP, EXIF — is
 built to hurt the readers in `detecteur.provenance`. Each must be refused with a 4xx or judged with that evidence
-line `unreadable` (or `absent` where the official C2PA reader finds no manifest store at all), never a 5xx, never a
-hang. The files come from the provenance test fixtures (`tests/provenance_fixtures.py`: small images signed on the
-spot by a test-made CA through c2pa-python, then damaged), so the corpus and the unit tests break the same files.
+line `unreadable`, never a 5xx, never a hang. The files come from the provenance test fixtures
+(`tests/provenance_fixtures.py`: small images signed on the spot by a test-made CA through c2pa-python, then
+damaged), so the corpus and the unit tests break the same files.
 
 `make_hostile_corpus.cases()` appends these after its own; the table in `tests/data/hostile/README.md` lists them.
 """
@@ -112,8 +112,8 @@ def metadata_cases() -> list[HostileCase]:
             200,
             None,
             _upload(nested_jumbf, "nested-jumbf.jpg"),
-            evidence=(("content_credentials", "absent"),),
-            notes="the C2PA reader finds no manifest store in it",
+            evidence=(("content_credentials", "unreadable"),),
+            notes="C2PA markers, but the C2PA reader finds no manifest store in them",
         ),
         HostileCase(
             "exif-bomb",
@@ -129,8 +129,8 @@ def metadata_cases() -> list[HostileCase]:
             200,
             None,
             _upload(c2pa_words_in_a_comment, "lookalike.jpg"),
-            evidence=(("content_credentials", "absent"),),
-            notes="no manifest store: nothing is claimed",
+            evidence=(("content_credentials", "unreadable"),),
+            notes="C2PA markers but no manifest store: nothing is claimed either way",
         ),
         HostileCase(
             "jumbf-lookalike",

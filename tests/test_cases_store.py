@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import inspect
 
@@ -46,7 +47,7 @@ def store(database_url: str) -> Iterator[CaseStore]:
 
 
 def test_migrations_build_the_schema_the_code_declares_and_rerun_as_a_no_op(store: CaseStore) -> None:
-    assert store.schema_revision() == CaseStore.head_revision() == "0001"
+    assert store.schema_revision() == CaseStore.head_revision() == "0002"
     store.migrate()  # a second start finds nothing to do
     inspector = inspect(store.engine)
     for table in Base.metadata.sorted_tables:
@@ -124,6 +125,40 @@ def test_listing_filters_and_pages_with_a_cursor(store: CaseStore) -> None:
     assert store.count(CaseFilter(verdict="borderline")) == 10
     with pytest.raises(ValueError):
         decode_cursor("not-a-cursor")
+
+
+def test_a_date_range_pages_in_time_order_with_ties_and_late_clocks(store: CaseStore) -> None:
+    # Cases from servers whose clocks disagree: ids and times not in the same order, and times that tie.
+    hours = [5, 1, 3, 3, 3, 0, 7, 2, 3, 6, 4, 4]
+    ids = [store.record(new_case(n), now=T0 + timedelta(hours=h))[0] for n, h in enumerate(hours)]
+    dated = CaseFilter(since=T0 + timedelta(hours=1), until=T0 + timedelta(hours=7))
+    seen: list[int] = []
+    cursor = None
+    while True:
+        page = store.list(dated, cursor=cursor, limit=2)
+        seen += [case.id for case in page.cases]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    expected = sorted((T0 + timedelta(hours=h), i) for i, h in zip(ids, hours, strict=True) if 1 <= h < 7)
+    assert seen == [i for _, i in reversed(expected)]  # newest first, each case once, ties by id
+    assert [case.id for case in store.iterate(dated, batch=3)] == seen
+    with pytest.raises(ValueError):  # a cursor from a listing in id order does not page a date range
+        store.list(dated, cursor=store.list(limit=2).next_cursor)
+
+
+def test_a_write_survives_a_connection_the_server_dropped(store: CaseStore) -> None:
+    store.record(new_case(1))
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has no server to drop a connection")
+    url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as outside:  # the server ends the pooled sessions (restart, timeout)
+        outside.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    case_id, seen = store.record(new_case(1))
+    assert store.get(case_id) is not None and seen is not None and seen.times == 1
 
 
 def test_a_reviewer_decides_notes_and_clears(store: CaseStore) -> None:
@@ -217,3 +252,15 @@ def test_concurrent_writers_lose_nothing(store: CaseStore) -> None:
         thread.join()
     assert not errors
     assert store.count() == 200
+
+
+def test_synchronous_commit_off_is_asked_of_postgresql_only_when_set(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL setting")
+    for synchronous, expected in ((True, "on"), (False, "off")):
+        store = open_store(database_url, synchronous_commit=synchronous)
+        try:
+            with store.engine.connect() as connection:
+                assert connection.exec_driver_sql("SHOW synchronous_commit").scalar_one() == expected
+        finally:
+            store.close()

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from detecteur.cli import app
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE
-from detecteur.engine import decide
+from detecteur.engine import STABILITY_VIEWS, decide
 from detecteur.evaluate import evaluate_run
 from detecteur.model import read_metadata
 from tests import provenance_fixtures
@@ -57,7 +57,7 @@ def test_predict_shows_the_evidence_lines_and_the_stability_check(calibrated_mod
     assert result["evidence"]["content_credentials"]["status"] == "untrusted"
     sources = [line["source"] for line in result["evidence"]["lines"]]
     assert sources == ["pixel_model", "content_credentials", "metadata"]
-    assert set(result["faces"][0]["stability"]["probabilities"]) == {"jpeg_q75", "resize_0.75", "shift_4px"}
+    assert set(result["faces"][0]["stability"]["probabilities"]) == set(STABILITY_VIEWS)
     assert table.exit_code == 0, table.output
     assert result["evidence"]["summary"].split(":")[0] in " ".join(table.output.split())
     assert "content credentials (" in table.output

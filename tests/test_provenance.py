@@ -118,6 +118,29 @@ def test_hostile_metadata_is_absent_or_unreadable_never_an_exception_or_a_hang(b
     assert provenance.metadata.status in ("absent", "unreadable", "present")
 
 
+@pytest.mark.parametrize(
+    "build",
+    [
+        fx.nested_boxes,
+        lambda: (
+            fx.encoded(fx.plain_image())[:2]
+            + _comment(b"jumb c2pa manifest store " * 40)
+            + fx.encoded(fx.plain_image())[2:]
+        ),
+    ],
+    ids=["nested-boxes", "c2pa-words-in-a-comment"],
+)
+def test_manifest_markers_the_reader_cannot_read_are_unreadable_not_absent(build: object) -> None:
+    credentials = read_provenance(build()).content_credentials  # type: ignore[operator]
+
+    assert credentials.status == "unreadable"
+    assert credentials.detail and "no manifest store" in credentials.detail
+
+
+def _comment(payload: bytes) -> bytes:
+    return b"\xff\xfe" + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
 def test_a_malformed_manifest_is_unreadable_with_a_reason() -> None:
     credentials = read_provenance(fx.malformed_manifest()).content_credentials
 

@@ -855,7 +855,7 @@ export interface components {
         StabilityResult: {
             /**
              * Probabilities
-             * @description The face's fake probability re-scored after each mild degradation: `jpeg_q75` (re-saved as JPEG at quality 75), `resize_0.75` (shrunk to 0.75×), `shift_4px` (moved 4 px).
+             * @description The face's fake probability re-scored on a degraded copy, by its name: `shift_4px` (moved 4 px right and down; the service's rule), `jpeg_q75` (re-saved as JPEG at quality 75), `resize_0.75` (shrunk to 0.75×), `combined` (all three in one copy).
              */
             probabilities: {
                 [key: string]: number;

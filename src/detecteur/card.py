@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from detecteur import plots
+from detecteur import plots, stability_report
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
 from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.evaluate import nested_table
@@ -276,6 +276,7 @@ def ship(
     ablation = figures / "ablation.md"
     if ablation.is_file():
         lines += ["## Ablation (`scripts/ablation.py`)", "", ablation.read_text().strip(), ""]
+    lines += stability_report.section_for(version)
     lines += [
         "## Figures",
         "",

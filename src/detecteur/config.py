@@ -248,6 +248,13 @@ class Settings(BaseSettings):
     cases: bool = True
     database_url: SecretStr | None = None
     cases_dir: Path = Path("var/cases")
+    # PostgreSQL only. True (the default): a case's commit has reached the disk before the answer leaves — it
+    # survives a crash of the service, of PostgreSQL and of the machine. False: the commit is acknowledged once in
+    # PostgreSQL's WAL buffers (`synchronous_commit = off` for this service's sessions): it is visible to every
+    # reader and survives a SIGKILL of the service, but a crash of the PostgreSQL server or of its machine can
+    # lose the last ~0.6 s of cases (3 × wal_writer_delay), never corrupt the database. That is the guarantee
+    # SQLite's WAL + synchronous=NORMAL gives by default; it saves one disk flush per check.
+    cases_synchronous_commit: bool = True
     # Privacy: the uploaded bytes are NOT kept unless `store_images` is set, nor a thumbnail unless
     # `case_thumbnails` is; both are erased `image_retention_days` after the check, the record itself is kept.
     store_images: bool = False

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 MAX_METADATA_BYTES = 1 << 20  # an XMP packet or EXIF block larger than this is not parsed
 MAX_TEXT_VALUE = 500  # characters kept of any string read from the file (claim generator, Software, ...)
 MAX_LISTED = 20  # actions, source types and markers kept per image
+MARKERS_WITHOUT_MANIFEST = (
+    "the file carries C2PA manifest-store markers (JUMBF 'jumb', 'c2pa') but the C2PA reader finds no manifest "
+    "store in them: damaged or a look-alike"
+)
 
 IPTC_SOURCE_TYPES = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 # IPTC digital source types (https://cv.iptc.org/newscodes/digitalsourcetype/) that say a generator made the
@@ -165,7 +169,9 @@ def read_content_credentials(
             state = reader.get_validation_state()
             results = reader.get_validation_results() or {}
     except c2pa.C2paError.ManifestNotFound:
-        return ContentCredentials("absent")
+        # The bytes carry the markers of a manifest store (checked above) yet the reader finds none: damaged boxes
+        # or a look-alike. That is not "no credentials" — it cannot be told either way.
+        return ContentCredentials("unreadable", detail=MARKERS_WITHOUT_MANIFEST)
     except (c2pa.C2paError, KeyError, ValueError, TypeError, OSError) as error:
         return ContentCredentials("unreadable", detail=_clip(f"the manifest cannot be read: {error}"))
     return _credentials_from(store, state, results)

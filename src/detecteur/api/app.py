@@ -235,7 +235,10 @@ def create_app(
             while state.store is None:
                 try:
                     state.store = await anyio.to_thread.run_sync(
-                        open_store, settings.resolved_database_url, timedelta(days=settings.image_retention_days)
+                        open_store,
+                        settings.resolved_database_url,
+                        timedelta(days=settings.image_retention_days),
+                        settings.cases_synchronous_commit,
                     )
                     state.store_error = None
                     log.info("cases store ready (%s)", state.store.dialect)

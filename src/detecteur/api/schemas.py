@@ -39,8 +39,9 @@ class Box(BaseModel):
 
 class StabilityResult(BaseModel):
     probabilities: dict[str, float] = Field(
-        description="The face's fake probability re-scored after each mild degradation: `jpeg_q75` (re-saved as "
-        "JPEG at quality 75), `resize_0.75` (shrunk to 0.75×), `shift_4px` (moved 4 px)."
+        description="The face's fake probability re-scored on a degraded copy, by its name: `shift_4px` (moved 4 px "
+        "right and down; the service's rule), `jpeg_q75` (re-saved as JPEG at quality 75), `resize_0.75` (shrunk to "
+        "0.75×), `combined` (all three in one copy)."
     )
     spread: float = Field(ge=0, le=1, description="Max − min over the original and the degraded probabilities.")
     straddles_threshold: bool

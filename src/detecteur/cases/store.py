@@ -11,11 +11,11 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -23,24 +23,30 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Engine,
+    LargeBinary,
     and_,
     create_engine,
     delete,
     event,
     func,
     insert,
+    literal,
     or_,
     select,
+    true,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from detecteur.cases.models import CaseDetail, CasePage, CaseSummary, SeenBefore
 from detecteur.cases.tables import CaseImageRow, CaseRow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_T = TypeVar("_T")
 MAX_PAGE = 500
 EXPORT_FIELDS = (
     "id",
@@ -103,6 +109,12 @@ class CaseFilter:
     kind: str | None = None
     disagreements: bool = False  # only cases whose confirmed label differs from the model's verdict
 
+    @property
+    def dated(self) -> bool:
+        """A date range pages in (created_at, id) order, down the `(created_at, id)` index: in id order the
+        database would walk every newer case before reaching the range."""
+        return self.since is not None or self.until is not None
+
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses: list[ColumnElement[bool]] = []
         if self.verdict:
@@ -145,17 +157,33 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def encode_cursor(case_id: int) -> str:
-    return base64.urlsafe_b64encode(f"c{case_id}".encode()).decode().rstrip("=")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def decode_cursor(cursor: str) -> int:
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ended: its last case's id, and its time when the listing is in date order (`CaseFilter.dated`)."""
+
+    case_id: int
+    created_at: datetime | None = None
+
+
+def encode_cursor(case_id: int, created_at: datetime | None = None) -> str:
+    """Opaque to clients: `c<id>`, or `c<id>.<microseconds since 1970>` for a page in date order (exact)."""
+    raw = f"c{case_id}"
+    if created_at is not None:
+        raw += f".{(_utc(created_at) - EPOCH) // timedelta(microseconds=1)}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Cursor:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         if not raw.startswith("c"):
             raise ValueError(cursor)
-        return int(raw[1:])
-    except (ValueError, binascii.Error, UnicodeDecodeError) as error:
+        case_id, _, micros = raw[1:].partition(".")
+        return Cursor(int(case_id), EPOCH + timedelta(microseconds=int(micros)) if micros else None)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as error:
         raise ValueError("invalid cursor") from error
 
 
@@ -174,7 +202,9 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, synchronous_commit: bool = True) -> Engine:
+    """SQLite with the pragmas above, or PostgreSQL through psycopg 3 with this session's `synchronous_commit`:
+    on, a commit returns once its WAL is on disk; off, before (see `Settings.cases_synchronous_commit`)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -184,7 +214,11 @@ def create_store_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    # No pre-ping: it costs a round trip on every checkout, as much as the write itself on a busy host. A
+    # connection the server dropped is retried once instead (`CaseStore._retrying`). Connections are recycled
+    # hourly so a server-side idle timeout never hands one back dead.
+    session = {"options": f"-c synchronous_commit={'on' if synchronous_commit else 'off'}"}
+    return create_engine(url, pool_size=8, max_overflow=8, pool_recycle=3600, connect_args=session)
 
 
 def alembic_config(connection: Any = None) -> Config:
@@ -217,8 +251,39 @@ _SUMMARY_COLUMNS = (
 )
 
 
-def _summary_select(*extra: Any) -> Any:
-    return select(*_SUMMARY_COLUMNS, *extra).outerjoin(CaseImageRow, CaseImageRow.case_id == CaseRow.id)
+def _page_ids(filters: CaseFilter, after: Cursor | None, limit: int) -> Any:
+    """The ids of one page, newest first (keyset pagination): the filters, the cursor and the limit run on `cases`
+    alone, so the database walks one of its (filter…, id) indexes backwards — or `(created_at, id)` for a date
+    range — and stops after `limit` rows. A cursor from the other order is refused (ValueError)."""
+    query = select(CaseRow.id).where(*filters.clauses())
+    if after is not None and (after.created_at is not None) != filters.dated:
+        raise ValueError("invalid cursor: it belongs to a listing with other filters")
+    if filters.dated:
+        if after is not None:
+            query = query.where(tuple_(CaseRow.created_at, CaseRow.id) < tuple_(after.created_at, after.case_id))
+        query = query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc())
+    else:
+        if after is not None:
+            query = query.where(CaseRow.id < after.case_id)
+        query = query.order_by(CaseRow.id.desc())
+    return query.limit(limit).subquery("page")
+
+
+def _summary_select(page: Any, *extra: Any, dated: bool = False) -> Any:
+    """The summary columns (and `extra`) of the cases whose ids `page` holds, in its order. The join with
+    `case_images` and the wide columns are read for the page's rows only, never for every match of the filter."""
+    order = (CaseRow.created_at.desc(), CaseRow.id.desc()) if dated else (CaseRow.id.desc(),)
+    return (
+        select(*_SUMMARY_COLUMNS, *extra)
+        .select_from(page)
+        .join(CaseRow, CaseRow.id == page.c.id)
+        .outerjoin(CaseImageRow, CaseImageRow.case_id == CaseRow.id)
+        .order_by(*order)
+    )
+
+
+def _cursor_after(case: CaseSummary, filters: CaseFilter) -> Cursor:
+    return Cursor(case.id, case.created_at if filters.dated else None)
 
 
 def _summary(row: Any) -> dict[str, Any]:
@@ -232,12 +297,29 @@ def _summary(row: Any) -> dict[str, Any]:
     return values
 
 
+_PREVIOUS_COLUMNS = (CaseRow.id, CaseRow.created_at, CaseRow.verdict, CaseRow.model_version, CaseRow.decision)
+
+
+def _seen_before(row: Any) -> SeenBefore:
+    """The earlier case of the same bytes, from a row of `_PREVIOUS_COLUMNS` + `times`."""
+    return SeenBefore(
+        case_id=row.id,
+        created_at=_utc(row.created_at),
+        verdict=row.verdict,
+        model_version=row.model_version,
+        decision=row.decision,
+        times=row.times,
+    )
+
+
 class CaseStore:
     """The cases database at `url` (`sqlite:///path` or `postgresql+psycopg://…`). Call `migrate` once first."""
 
-    def __init__(self, url: str, image_retention: timedelta = timedelta(days=30)) -> None:
+    def __init__(
+        self, url: str, image_retention: timedelta = timedelta(days=30), synchronous_commit: bool = True
+    ) -> None:
         self.url = url
-        self.engine = create_store_engine(url)
+        self.engine = create_store_engine(url, synchronous_commit)
         self.image_retention = image_retention
 
     @property
@@ -266,53 +348,88 @@ class CaseStore:
     # --- writing ------------------------------------------------------------------------------------------------
 
     def record(self, case: NewCase, now: datetime | None = None) -> tuple[int, SeenBefore | None]:
-        """Insert one case (and its image when given); returns its id and the earlier case of the same bytes."""
+        """Insert one case (and its image when given) in one transaction; returns its id and the earlier case of
+        the same bytes. It is committed when this returns."""
         now = _utc(now or now_utc())
-        sha256 = case.sha256.lower()
+        values = {
+            "created_at": now,
+            "kind": case.kind,
+            "sha256": case.sha256.lower(),
+            "size_bytes": case.size_bytes,
+            "media_type": case.media_type,
+            "filename": case.filename,
+            "verdict": case.verdict,
+            "fake_probability": case.fake_probability,
+            "model_version": case.model_version,
+            "response": case.response,
+            "api_key_name": case.api_key_name,
+            "thumbnail": case.thumbnail,
+        }
+        image = None if case.image is None else {"data": case.image, "expires_at": now + self.image_retention}
+        if self.dialect == "postgresql":
+            return self._retrying(lambda: self._record_in_one_statement(values, image))
+        return self._record_in_steps(values, image)
+
+    def _record_in_one_statement(
+        self, values: dict[str, Any], image: dict[str, Any] | None
+    ) -> tuple[int, SeenBefore | None]:
+        """PostgreSQL: the seen-before lookup, the insert and the image in ONE statement on an autocommit
+        connection — one round trip to the server, where BEGIN + 3 statements + COMMIT took five (each a
+        scheduling delay on a busy host). The statement is its own transaction: all or nothing."""
+        previous = (
+            select(*_PREVIOUS_COLUMNS, func.count().over().label("times"))
+            .where(CaseRow.sha256 == values["sha256"])
+            .order_by(CaseRow.id.desc())
+            .limit(1)
+            .cte("previous")
+        )
+        inserted = (
+            insert(CaseRow)
+            .values(**values, previous_case_id=select(previous.c.id).scalar_subquery())
+            .returning(CaseRow.id)
+            .cte("inserted")
+        )
+        statement = (
+            select(inserted.c.id.label("case_id"), *previous.c).select_from(inserted).outerjoin(previous, true())
+        )
+        if image is not None:
+            columns = (literal(image["data"], LargeBinary()), literal(image["expires_at"], DateTime(timezone=True)))
+            statement = statement.add_cte(
+                insert(CaseImageRow)
+                .from_select(["case_id", "data", "expires_at"], select(inserted.c.id, *columns))
+                .cte("image")
+            )
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            row = connection.execute(statement).one()
+        return int(row.case_id), (_seen_before(row) if row.id is not None else None)
+
+    def _record_in_steps(self, values: dict[str, Any], image: dict[str, Any] | None) -> tuple[int, SeenBefore | None]:
+        """SQLite (in-process: statements cost no round trip): lookup, insert and image in one transaction."""
         with self.engine.begin() as connection:
             previous = connection.execute(
-                select(CaseRow.id, CaseRow.created_at, CaseRow.verdict, CaseRow.model_version, CaseRow.decision)
-                .where(CaseRow.sha256 == sha256)
+                select(*_PREVIOUS_COLUMNS, func.count().over().label("times"))
+                .where(CaseRow.sha256 == values["sha256"])
                 .order_by(CaseRow.id.desc())
                 .limit(1)
             ).first()
-            seen: SeenBefore | None = None
-            if previous is not None:
-                times = connection.execute(
-                    select(func.count()).select_from(CaseRow).where(CaseRow.sha256 == sha256)
-                ).scalar_one()
-                seen = SeenBefore(
-                    case_id=previous.id,
-                    created_at=_utc(previous.created_at),
-                    verdict=previous.verdict,
-                    model_version=previous.model_version,
-                    decision=previous.decision,
-                    times=times,
-                )
             case_id = connection.execute(
                 insert(CaseRow)
-                .values(
-                    created_at=now,
-                    kind=case.kind,
-                    sha256=sha256,
-                    size_bytes=case.size_bytes,
-                    media_type=case.media_type,
-                    filename=case.filename,
-                    verdict=case.verdict,
-                    fake_probability=case.fake_probability,
-                    model_version=case.model_version,
-                    response=case.response,
-                    api_key_name=case.api_key_name,
-                    previous_case_id=previous.id if previous is not None else None,
-                    thumbnail=case.thumbnail,
-                )
+                .values(**values, previous_case_id=previous.id if previous is not None else None)
                 .returning(CaseRow.id)
             ).scalar_one()
-            if case.image is not None:
-                connection.execute(
-                    insert(CaseImageRow).values(case_id=case_id, data=case.image, expires_at=now + self.image_retention)
-                )
-        return int(case_id), seen
+            if image is not None:
+                connection.execute(insert(CaseImageRow).values(case_id=case_id, **image))
+        return int(case_id), (_seen_before(previous) if previous is not None else None)
+
+    def _retrying(self, write: Callable[[], _T]) -> _T:
+        """`write`, run again once when the pooled connection it got had been dropped by the server (a restart,
+        an idle timeout): the pool has then been emptied, so the retry opens a fresh connection."""
+        try:
+            return write()
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            return write()
 
     def update(
         self, case_id: int, changes: dict[str, Any], by: str | None = None, now: datetime | None = None
@@ -352,34 +469,34 @@ class CaseStore:
 
     def get(self, case_id: int) -> CaseDetail | None:
         with self.engine.connect() as connection:
-            row = connection.execute(_summary_select(CaseRow.response).where(CaseRow.id == case_id)).first()
+            one = select(CaseRow.id).where(CaseRow.id == case_id).subquery("page")
+            row = connection.execute(_summary_select(one, CaseRow.response)).first()
         return CaseDetail.model_validate(_summary(row)) if row is not None else None
 
     def list(self, filters: CaseFilter = CaseFilter(), cursor: str | None = None, limit: int = 50) -> CasePage:
         """Newest first; `cursor` (from the previous page's `next_cursor`) continues below it."""
         limit = max(1, min(limit, MAX_PAGE))
-        query = _summary_select().where(*filters.clauses())
-        if cursor:
-            query = query.where(CaseRow.id < decode_cursor(cursor))
+        page = _page_ids(filters, decode_cursor(cursor) if cursor else None, limit + 1)
         with self.engine.connect() as connection:
-            rows = connection.execute(query.order_by(CaseRow.id.desc()).limit(limit + 1)).all()
+            rows = connection.execute(_summary_select(page, dated=filters.dated)).all()
         cases = [CaseSummary.model_validate(_summary(row)) for row in rows[:limit]]
-        return CasePage(cases=cases, next_cursor=encode_cursor(cases[-1].id) if len(rows) > limit else None)
+        if len(rows) <= limit:
+            return CasePage(cases=cases, next_cursor=None)
+        last = _cursor_after(cases[-1], filters)
+        return CasePage(cases=cases, next_cursor=encode_cursor(last.case_id, last.created_at))
 
     def iterate(self, filters: CaseFilter = CaseFilter(), batch: int = 1000) -> Iterator[CaseDetail]:
         """Every matching case, newest first, fetched in batches (for exports of any size)."""
-        last: int | None = None
+        after: Cursor | None = None
         while True:
-            query = _summary_select(CaseRow.response).where(*filters.clauses())
-            if last is not None:
-                query = query.where(CaseRow.id < last)
+            page = _page_ids(filters, after, batch)
             with self.engine.connect() as connection:
-                rows = connection.execute(query.order_by(CaseRow.id.desc()).limit(batch)).all()
-            for row in rows:
-                yield CaseDetail.model_validate(_summary(row))
+                rows = connection.execute(_summary_select(page, CaseRow.response, dated=filters.dated)).all()
+            cases = [CaseDetail.model_validate(_summary(row)) for row in rows]
+            yield from cases
             if len(rows) < batch:
                 return
-            last = rows[-1].id
+            after = _cursor_after(cases[-1], filters)
 
     def image(self, case_id: int) -> tuple[bytes, str] | None:
         """The stored upload and its media type, when kept."""
@@ -458,7 +575,7 @@ def _csv_row(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def open_store(url: str, image_retention: timedelta = timedelta(days=30)) -> CaseStore:
-    store = CaseStore(url, image_retention)
+def open_store(url: str, image_retention: timedelta = timedelta(days=30), synchronous_commit: bool = True) -> CaseStore:
+    store = CaseStore(url, image_retention, synchronous_commit)
     store.migrate()
     return store

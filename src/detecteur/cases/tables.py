@@ -21,7 +21,7 @@ class CaseRow(Base):
     __tablename__ = "cases"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     kind: Mapped[str] = mapped_column(String(8))  # "image" | "video"
     sha256: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -41,9 +41,11 @@ class CaseRow(Base):
     decided_by: Mapped[str | None] = mapped_column(String(64))
     thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary)
 
-    # Listing is newest first (id descending) with at most one equality filter in the common case: one index
-    # per filter, ending in id, lets the database walk it in order and stop at the page size.
+    # Listing is newest first (id descending; (created_at, id) descending with a date range: keyset pagination)
+    # with at most one equality filter in the common case: one index per filter, ending in the listing's order,
+    # lets the database walk it backwards and stop at the page size (EXPLAIN plans in docs/service.md).
     __table_args__ = (
+        Index("ix_cases_created_at_id", "created_at", "id"),
         Index("ix_cases_verdict_id", "verdict", "id"),
         Index("ix_cases_decision_id", "decision", "id"),
         Index("ix_cases_model_version_id", "model_version", "id"),
