@@ -188,9 +188,18 @@ class Settings(BaseSettings):
     # requests never oversubscribe the CPU.
     model_threads: int | None = Field(None, ge=1)
 
+    # Batching across requests (`batching`, ONNX Runtime only): the windows of concurrent requests run as one
+    # forward pass of up to `batch_size` windows, the worker waiting at most this long for requests already being
+    # judged (a lone request never waits). 0 = off: each inference thread runs the network itself.
+    batch_window_ms: float = Field(2.0, ge=0, le=100)
+
     @property
     def threads_per_inference(self) -> int:
-        return self.model_threads or max(1, len(os.sched_getaffinity(0)) // self.inference_threads)
+        """Intra-op threads of one forward pass: with batching one worker runs them all, so it gets every core."""
+        cores = len(os.sched_getaffinity(0))
+        if self.batch_window_ms > 0 and self.backend == "onnxruntime":
+            return self.model_threads or cores
+        return self.model_threads or max(1, cores // self.inference_threads)
 
     # The stability check (`engine.degrade`): each face is also scored re-saved as JPEG q75, shrunk to 0.75× and
     # shifted 4 px, in the same batch, and a decided verdict that does not hold becomes "uncertain". Costs three

@@ -1,0 +1,108 @@
+"""The ONNX Runtime session the service runs, lean in memory and quick to start (issue 22).
+
+- **The optimised graph is cached.** ONNX Runtime optimises a graph every time a session opens it (fusions, layout
+  changes), which costs start-up time and a transient copy of the weights that stays in the process's heap. The
+  first session on a graph saves its optimised form beside it (`optimised_graph_path`); later ones load that with
+  optimisation off. The optimised form may hold instructions for this CPU (ORT's NCHWc layout), so its name carries
+  the ORT version and a fingerprint of the CPU, and another machine optimises its own.
+- **No memory arena.** ORT's CPU arena keeps the peak of every batch size it has seen; with requests batched
+  together (`batching`) that is hundreds of MiB for a batch of 32. Without it, activations go back to the C heap,
+  which `release_freed_memory` hands to the system once start-up is done.
+
+No torch here: the serving process must not load it (docs/lean-serving.md).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import logging
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from detecteur.files import atomic_path
+
+log = logging.getLogger(__name__)
+
+OPTIMISED_SUFFIX = ".optimised.onnx"
+
+
+def cpu_fingerprint() -> str:
+    """A short digest of the CPU model and its instruction-set flags (what an optimised graph may depend on)."""
+    described = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags", "Features")):
+                described += line
+                if line.startswith(("flags", "Features")):
+                    break
+    except OSError:
+        pass
+    return hashlib.sha256(described.encode()).hexdigest()[:12]
+
+
+def optimised_graph_path(graph: Path) -> Path:
+    """Where the optimised form of `graph` is cached: beside it, named for this ORT version and CPU."""
+    import onnxruntime as ort
+
+    return graph.with_name(f"{graph.stem}.ort{ort.__version__}-{cpu_fingerprint()}{OPTIMISED_SUFFIX}")
+
+
+def _options(threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.enable_cpu_mem_arena = False
+    # Spinning off: on shared cores, threads busy-waiting for the next operator steal the CPU other requests need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def serving_session(graph: Path, threads: int = 1) -> Any:
+    """A CPU session on `graph` with `threads` intra-op threads, from its cached optimised form when there is one
+    (made now otherwise; a cache that cannot be written costs start-up time, not the service)."""
+    import onnxruntime as ort
+
+    optimised = optimised_graph_path(graph)
+    options = _options(threads)
+    if optimised.is_file() and optimised.stat().st_mtime >= graph.stat().st_mtime:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            return ort.InferenceSession(str(optimised), options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # a damaged cache file is re-made below, whatever ORT raised
+            log.warning("ignoring the optimised graph %s: %s", optimised, error)
+            options = _options(threads)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        with atomic_path(optimised) as temporary:
+            options.optimized_model_filepath = str(temporary)
+            session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    except OSError as error:
+        log.warning("could not cache the optimised graph at %s (%s); optimising in memory", optimised, error)
+        options = _options(threads)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+    return session
+
+
+def release_freed_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc's `malloc_trim`): after loading and warming up, the
+    heap holds the transient copies made on the way. A no-op where there is no glibc."""
+    if os.name != "posix":
+        return
+    library = ctypes.util.find_library("c")
+    if library is None:
+        return
+    try:
+        libc = ctypes.CDLL(library)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
