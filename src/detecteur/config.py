@@ -192,6 +192,9 @@ class Settings(BaseSettings):
     # forward pass of up to `batch_size` windows, the worker waiting at most this long for requests already being
     # judged (a lone request never waits). 0 = off: each inference thread runs the network itself.
     batch_window_ms: float = Field(2.0, ge=0, le=100)
+    # Which graph ONNX Runtime runs (`quantise`): "auto" serves the int8 graph `detecteur quantise` wrote beside the
+    # model file only when it passed its gates (AUC, ECE, speed) for this very file; "int8" insists; "fp32" never.
+    precision: Literal["auto", "fp32", "int8"] = "auto"
 
     @property
     def threads_per_inference(self) -> int:

@@ -26,6 +26,7 @@ from detecteur.faces import FaceBox, FaceFinder, framed_windows, native_face_cro
 from detecteur.image_source import ImageLimits, ImageSource, open_source
 from detecteur.metrics import fake_probabilities
 from detecteur.model_file import ModelFileError, ModelMetadata, read_metadata
+from detecteur.quantise import Precision, serving_graph
 from detecteur.serving_session import release_freed_memory
 from detecteur.windows import region_logits
 
@@ -159,11 +160,13 @@ class Detector:
         threads: int | None = None,
         limits: ImageLimits | None = None,
         batch_window_ms: float = 0.0,
+        precision: Precision = "fp32",
     ) -> None:
         self.model_path = model_path
         self.limits = limits or ImageLimits()
         self.device_name = device
         self.threads = threads
+        self.precision = precision
         self._torch_model: nn.Module | None = None
         self._torch_lock = threading.Lock()
         self.backend: Backend
@@ -214,7 +217,8 @@ class Detector:
         """ONNX Runtime on this model file's graph; torch when the graph cannot be had and torch is installed
         (a read-only cache or an exporter failure costs speed, not the service)."""
         try:
-            return OnnxRuntimeBackend(graph_for_serving(self.model_path, onnx_path), self.threads or 1)
+            graph = serving_graph(self.model_path, graph_for_serving(self.model_path, onnx_path), self.precision)
+            return OnnxRuntimeBackend(graph, self.threads or 1)
         except (ModelFileError, OSError) as error:
             if find_spec("torch") is None:
                 raise
