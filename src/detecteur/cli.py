@@ -573,7 +573,7 @@ def quantise(
     split: Annotated[Path, typer.Option(help="Split CSV of the model's faces: val calibrates, test measures.")],
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
     out: Annotated[Path | None, typer.Option(help="File to write (default: beside MODEL, .int8.onnx).")] = None,
-    calibration_images: Annotated[int, typer.Option(min=1, help="Validation faces to calibrate on.")] = 256,
+    calibration_images: Annotated[int, typer.Option(min=1, help="Validation faces to calibrate on.")] = 128,
     max_test_images: Annotated[int | None, typer.Option(min=2, help="Cap on test faces (default: all).")] = None,
 ) -> None:
     """Static int8 quantisation of the model's ONNX graph, measured against fp32 on the test split (AUC, ECE,

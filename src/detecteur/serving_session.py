@@ -2,7 +2,7 @@
 
 - **The optimised graph is cached.** ONNX Runtime optimises a graph every time a session opens it (fusions, layout
   changes), which costs start-up time and a transient copy of the weights that stays in the process's heap. The
-  first session on a graph saves its optimised form beside it (`optimised_graph_path`); later ones load that with
+  first session on a graph saves its optimised form in the cache (`optimised_graph_path`); later ones load that with
   optimisation off. The optimised form may hold instructions for this CPU (ORT's NCHWc layout), so its name carries
   the ORT version and a fingerprint of the CPU, and another machine optimises its own.
 - **The memory arena shrinks after each run.** ORT's CPU arena keeps the peak of every batch size it has seen: with
@@ -24,6 +24,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from detecteur.export import default_cache_dir
 from detecteur.files import atomic_path
 
 log = logging.getLogger(__name__)
@@ -45,11 +46,16 @@ def cpu_fingerprint() -> str:
     return hashlib.sha256(described.encode()).hexdigest()[:12]
 
 
-def optimised_graph_path(graph: Path) -> Path:
-    """Where the optimised form of `graph` is cached: beside it, named for this ORT version and CPU."""
+def optimised_graph_path(graph: Path, cache_dir: Path | None = None) -> Path:
+    """Where the optimised form of `graph` is cached (default: `export.default_cache_dir()`, never beside a shipped
+    model): named for the graph file (path, size, modification time), this ORT version and this CPU."""
     import onnxruntime as ort
 
-    return graph.with_name(f"{graph.stem}.ort{ort.__version__}-{cpu_fingerprint()}{OPTIMISED_SUFFIX}")
+    status = graph.stat()
+    identity = f"{graph.resolve()}:{status.st_size}:{status.st_mtime_ns}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    folder = cache_dir or default_cache_dir()
+    return folder / f"{graph.stem}-{digest}.ort{ort.__version__}-{cpu_fingerprint()}{OPTIMISED_SUFFIX}"
 
 
 def _options(threads: int) -> Any:
@@ -71,7 +77,7 @@ def serving_session(graph: Path, threads: int = 1) -> Any:
 
     optimised = optimised_graph_path(graph)
     options = _options(threads)
-    if optimised.is_file() and optimised.stat().st_mtime >= graph.stat().st_mtime:
+    if optimised.is_file():
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             return ort.InferenceSession(str(optimised), options, providers=["CPUExecutionProvider"])
