@@ -164,8 +164,10 @@ class Settings(BaseSettings):
     batch_size: int = Field(32, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    # Inference runs in at most this many worker threads, so the event loop never blocks on the model.
-    inference_threads: int = Field(2, ge=1)
+    # Images judged at once, each in a worker thread, so the event loop never blocks on the model. With batching
+    # (`batch_window_ms` > 0) a thread mostly waits for the shared forward pass, and more of them make larger
+    # batches; without it, each runs the network on cores / inference_threads cores: set 2 on 2 cores then.
+    inference_threads: int = Field(8, ge=1)
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
     max_pixels: int = Field(40_000_000, ge=10_000)
     max_files: int = Field(8, ge=1)
