@@ -106,18 +106,43 @@ def run_options() -> Any:
     return options
 
 
+# glibc's mallopt parameters (malloc.h).
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
+# Blocks this large and larger are mapped and unmapped on their own, never carved from the heap (activations of a
+# batch are MiBs each).
+MMAP_THRESHOLD_BYTES = 1 << 20
+
+
+def _libc() -> Any | None:
+    if os.name != "posix":
+        return None
+    library = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(library) if library is not None else None
+    except OSError:
+        return None
+
+
+def tune_allocator(arenas: int = 2) -> None:
+    """Keep the C heap of a long-running server from growing with its thread count and batch sizes: at most
+    `arenas` malloc arenas (glibc makes up to 8 per core, one per thread that allocates at once, and memory freed in
+    one is never reused by another), and large blocks always mapped on their own, so that what a batch frees goes
+    back to the system (glibc otherwise raises the threshold after the first large free, and the heap keeps the
+    peak). The soak (`make soak`) grew 40 % after warm-up without this. A no-op where there is no glibc."""
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):
+        return
+    libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    libc.mallopt(M_ARENA_MAX, arenas)
+    libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+
+
 def release_freed_memory() -> None:
     """Give the C heap's free pages back to the system (glibc's `malloc_trim`): after loading and warming up, the
     heap holds the transient copies made on the way. A no-op where there is no glibc."""
-    if os.name != "posix":
-        return
-    library = ctypes.util.find_library("c")
-    if library is None:
-        return
-    try:
-        libc = ctypes.CDLL(library)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is None:
         return
     trim.argtypes = [ctypes.c_size_t]
     trim(0)
