@@ -2,7 +2,7 @@
 
 Reads `serving_ratios.json` (`benchmarks/serving_ratios.py`), and `int8.json` (`benchmarks/int8.py`) when there is
 one, and rewrites the block between `<!-- speed-table:start -->` and `<!-- speed-table:end -->` in each page.
-`--check` exits 1 when a page's block differs from what the results give (tests/test_docs.py runs it).
+`--check` exits 1 when a page's block differs from what the results give (tests/test_speed_table.py).
 
     .venv/bin/python benchmarks/speed_table.py [--check]
 """
