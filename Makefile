@@ -43,6 +43,9 @@ bench: install
 	$(BIN)/python benchmarks/faces.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/lean_serving.py
+	$(BIN)/python benchmarks/int8.py
+	$(BIN)/python benchmarks/serving_ratios.py
+	$(BIN)/python benchmarks/speed_table.py
 	$(BIN)/python benchmarks/http_load.py
 	$(BIN)/python benchmarks/cases_store.py
 

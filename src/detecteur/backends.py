@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from PIL import Image
 
-from detecteur.export import INPUT_NAME, OUTPUT_NAME, onnx_session
+from detecteur.export import INPUT_NAME, OUTPUT_NAME
 from detecteur.preprocess import InputSpec, preprocess_array
+from detecteur.serving_session import run_options, serving_session
 
 if TYPE_CHECKING:
     import torch
@@ -62,18 +63,20 @@ class TorchBackend:
 
 
 class OnnxRuntimeBackend:
-    """An ONNX Runtime CPU session on a graph exported by `export.export_onnx`. `run` is thread-safe. No torch."""
+    """An ONNX Runtime CPU session on a graph exported by `export.export_onnx` (its optimised form cached, see
+    `serving_session`). `run` is thread-safe. No torch."""
 
     name = "onnxruntime"
 
     def __init__(self, onnx_path: Path, threads: int = 1) -> None:
         self.onnx_path = onnx_path
-        self.session = onnx_session(onnx_path, threads)
+        self.session = serving_session(onnx_path, threads)
+        self.run_options = run_options()
 
     def window_logits(self, windows: Sequence[Image.Image], spec: InputSpec) -> np.ndarray:
         return self.logits(np.stack([preprocess_array(window, spec) for window in windows]))
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
         """N×2 float32 logits for an N×C×H×W float32 batch of preprocessed crops."""
-        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})
+        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch}, self.run_options)
         return np.asarray(outputs[0], dtype=np.float32)

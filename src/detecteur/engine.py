@@ -19,12 +19,15 @@ import numpy as np
 from PIL import Image
 
 from detecteur.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from detecteur.batching import announce_request, batched_backend
 from detecteur.config import BackendName, Settings
 from detecteur.export import graph_for_serving
 from detecteur.faces import FaceBox, FaceFinder, framed_windows, native_face_crop
 from detecteur.image_source import ImageLimits, ImageSource, open_source
 from detecteur.metrics import fake_probabilities
 from detecteur.model_file import ModelFileError, ModelMetadata, read_metadata
+from detecteur.quantise import Precision, serving_graph
+from detecteur.serving_session import release_freed_memory
 from detecteur.windows import region_logits
 
 if TYPE_CHECKING:
@@ -186,11 +189,14 @@ class Detector:
         onnx_path: Path | None = None,
         threads: int | None = None,
         limits: ImageLimits | None = None,
+        batch_window_ms: float = 0.0,
+        precision: Precision = "fp32",
     ) -> None:
         self.model_path = model_path
         self.limits = limits or ImageLimits()
         self.device_name = device
         self.threads = threads
+        self.precision = precision
         self._torch_model: nn.Module | None = None
         self._torch_lock = threading.Lock()
         self.backend: Backend
@@ -204,6 +210,7 @@ class Detector:
             self._torch_model, self.metadata = self._load_torch_model()
             self.backend = TorchBackend(self._torch_model, self.device)
         self.batch_size = batch_size
+        self.backend = batched_backend(self.backend, batch_window_ms, batch_size)
         self.face_finder = face_finder
         if self.metadata.framing == "face_crop" and face_finder is None:
             self.face_finder = FaceFinder()
@@ -240,7 +247,8 @@ class Detector:
         """ONNX Runtime on this model file's graph; torch when the graph cannot be had and torch is installed
         (a read-only cache or an exporter failure costs speed, not the service)."""
         try:
-            return OnnxRuntimeBackend(graph_for_serving(self.model_path, onnx_path), self.threads or 1)
+            graph = serving_graph(self.model_path, graph_for_serving(self.model_path, onnx_path), self.precision)
+            return OnnxRuntimeBackend(graph, self.threads or 1)
         except (ModelFileError, OSError) as error:
             if find_spec("torch") is None:
                 raise
@@ -312,6 +320,10 @@ class Detector:
         `image` is a PIL image, or a file path or bytes decoded within `limits` (see `image_source.open_source`
         for what bad input raises)."""
         decoded = open_source(image, self.limits)  # before the clock: decoding is not face time
+        with announce_request(self.backend):  # batching waits (a few ms at most) for this image's faces
+            return self._judge_decoded(decoded, explain, stability, margin)
+
+    def _judge_decoded(self, decoded: Image.Image, explain: bool, stability: bool, margin: float) -> ImageVerdict:
         started = time.perf_counter()
         regions, face_detected = self.regions(decoded)
         cropped = time.perf_counter()
@@ -343,6 +355,7 @@ class Detector:
         """One throw-away inference so the first request does not pay for lazy initialisation."""
         size = self.metadata.input_size
         self.judge(Image.new("RGB", (size, size), (128, 128, 128)))
+        release_freed_memory()  # the heap's leftovers of loading and optimising the graph go back to the system
 
 
 def _locate_model(path: Path) -> Path:

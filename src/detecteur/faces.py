@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from detecteur.config import Framing
+from detecteur.mediapipe_lean import skip_unused_mediapipe_modules
 from detecteur.preprocess import model_windows
 
 ASSETS = Path(__file__).parent / "assets"
@@ -78,6 +79,7 @@ class FaceFinder:
         # own finalizers used to get this order by chance; the ONNX Runtime service does not import torch.)
         opened: list[FaceDetectorLike] = []
         self._finalizer = weakref.finalize(self, _close_all, opened)
+        skip_unused_mediapipe_modules()  # ~66 MiB and ~0.7 s of drawing and audio modules (docs/lean-serving.md)
         from mediapipe.tasks.python import BaseOptions
         from mediapipe.tasks.python.vision import FaceDetector, FaceDetectorOptions
 

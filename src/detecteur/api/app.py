@@ -687,6 +687,8 @@ def _load_detector(settings: Settings) -> Detector:
         backend=settings.backend,
         onnx_path=settings.onnx_path,
         threads=settings.threads_per_inference,
+        batch_window_ms=settings.batch_window_ms,
+        precision=settings.precision,
     )
     detector.warm_up()
     return detector

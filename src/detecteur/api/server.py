@@ -20,6 +20,7 @@ from fastapi import FastAPI
 
 from detecteur.api.app import ServiceState, create_app, install_sighup_reload
 from detecteur.config import Settings
+from detecteur.serving_session import tune_allocator
 
 log = logging.getLogger("detecteur.api")
 
@@ -71,4 +72,5 @@ def build_server(settings: Settings, app: FastAPI | None = None) -> DrainingServ
 
 
 def serve(settings: Settings) -> None:
+    tune_allocator()  # before any thread allocates: a bounded heap for a long-running server
     build_server(settings).run()

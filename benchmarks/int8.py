@@ -1,0 +1,45 @@
+"""Int8 against fp32, in one run: `quantise.quantise_model` on the served model (calibrated on validation faces of
+its split, measured on the test faces: AUC, ECE, forward speed at batch 1 and 32), the int8 graph written beside the
+model file, and the figures in benchmarks/results/int8.json. Whether the service then serves int8 by default is
+the report's `passed` (issue 22's gates: AUC within 0.002, ECE within 0.005, ≥ 1.5× faster).
+
+The split's crop files must exist (`detecteur data faces`, docs/training.md); skipped with a message otherwise.
+
+    .venv/bin/python benchmarks/int8.py [--split data/splits/faces-v1/split.csv] [--calibration-images 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+from benchlib import ROOT, Record, cpu_cores
+
+from detecteur.config import Settings
+from detecteur.quantise import CALIBRATION_IMAGES, QuantisationError, quantise_model
+
+DEFAULT_SPLIT = ROOT / "data" / "splits" / "faces-v1" / "split.csv"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="the served model's split CSV")
+    parser.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES)
+    args = parser.parse_args()
+
+    model_path = Settings().model_path
+    record = Record("int8", model=str(model_path), split=str(args.split), calibration_images=args.calibration_images)
+    try:
+        graph, report = quantise_model(
+            model_path, args.split, None, args.calibration_images, threads=cpu_cores(), say=print
+        )
+    except QuantisationError as error:
+        print(f"int8 skipped: {error}")
+        return
+    print(f"wrote {graph}: {asdict(report)}")
+    record.write({"graph": graph.name, **asdict(report)})
+
+
+if __name__ == "__main__":
+    main()
