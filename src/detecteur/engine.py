@@ -321,9 +321,11 @@ class Detector:
         for what bad input raises)."""
         decoded = open_source(image, self.limits)  # before the clock: decoding is not face time
         with announce_request(self.backend):  # batching waits (a few ms at most) for this image's faces
-            return self._judge_decoded(decoded, explain, stability, margin)
+            return self._judge_decoded(decoded, explain, stability, margin, views)
 
-    def _judge_decoded(self, decoded: Image.Image, explain: bool, stability: bool, margin: float) -> ImageVerdict:
+    def _judge_decoded(
+        self, decoded: Image.Image, explain: bool, stability: bool, margin: float, views: Sequence[str]
+    ) -> ImageVerdict:
         started = time.perf_counter()
         regions, face_detected = self.regions(decoded)
         cropped = time.perf_counter()
