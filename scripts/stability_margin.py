@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from detecteur.config import Settings
-from detecteur.engine import DEGRADATIONS, Detector, Verdict, decide, stability_of
-from detecteur.imaging import ImageError, decode_image
+from detecteur.inference.engine import DEGRADATIONS, Detector, Verdict, decide, stability_of
+from detecteur.inputs.decode import ImageError, decode_image
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from detecteur.engine import DEGRADATIONS, Verdict, decide, degrade, stability_of
+from detecteur.inference.engine import DEGRADATIONS, Verdict, decide, degrade, stability_of
 from tests.test_model import metadata_for
 
 METADATA = metadata_for(threshold=0.5, borderline_band=(0.45, 0.55))

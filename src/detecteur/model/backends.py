@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from PIL import Image
 
-from detecteur.export import INPUT_NAME, OUTPUT_NAME, onnx_session
-from detecteur.preprocess import InputSpec, preprocess_array
+from detecteur.inputs.preprocess import InputSpec, preprocess_array
+from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, onnx_session
 
 if TYPE_CHECKING:
     import torch
@@ -47,7 +47,7 @@ class TorchBackend:
     def window_logits(self, windows: Sequence[Image.Image], spec: InputSpec) -> np.ndarray:
         import torch
 
-        from detecteur.preprocess import preprocess
+        from detecteur.inputs.preprocess import preprocess
 
         return self.logits(torch.stack([preprocess(window, spec) for window in windows]))
 
