@@ -34,11 +34,11 @@ from pydantic import SecretStr
 from sqlalchemy import insert
 from tests.postgres import cluster_or_none
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.cases.store import CaseStore, NewCase, open_store
 from detecteur.cases.tables import CaseRow
 from detecteur.config import Settings
-from detecteur.engine import Detector
+from detecteur.inference.engine import Detector
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 VERSIONS = ("0.6.0", "0.7.0", "0.8.0")

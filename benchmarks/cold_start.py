@@ -16,7 +16,7 @@ import tempfile
 from benchlib import Record, Server
 
 from detecteur.config import Settings
-from detecteur.export import ensure_onnx
+from detecteur.model.export import ensure_onnx
 
 
 def main() -> None:

@@ -16,8 +16,8 @@ from benchlib import Record, face_jpeg, percentiles
 from PIL import Image
 
 from detecteur.config import Settings
-from detecteur.engine import Detector
-from detecteur.faces import FaceFinder
+from detecteur.inference.engine import Detector
+from detecteur.inputs.faces import FaceFinder
 
 SIDES = (256, 640, 1280, 2560)
 

@@ -20,11 +20,11 @@ from benchlib import SAMPLES, Record, cpu_cores, percentiles
 from PIL import Image
 
 from detecteur.config import Settings
-from detecteur.engine import Detector
-from detecteur.export import INPUT_NAME, OUTPUT_NAME, ensure_onnx, onnx_session
-from detecteur.metrics import fake_probabilities
-from detecteur.model import load_model
-from detecteur.preprocess import preprocess
+from detecteur.inference.engine import Detector
+from detecteur.inputs.preprocess import preprocess
+from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, ensure_onnx, onnx_session
+from detecteur.model.networks import load_model
+from detecteur.training.metrics import fake_probabilities
 
 Runner = Callable[[torch.Tensor], object]
 

@@ -24,7 +24,7 @@ from typing import Any
 from benchlib import ROOT, Record, Server
 
 from detecteur.config import Settings
-from detecteur.export import graph_for_serving
+from detecteur.model.export import graph_for_serving
 
 BEFORE_COMMIT = "7be7b72"
 RSS_TARGET_MIB = 250.0

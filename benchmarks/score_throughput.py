@@ -26,8 +26,8 @@ import torch
 from PIL import Image
 
 from detecteur.config import Settings
-from detecteur.model import read_metadata
-from detecteur.scoring import Limits, RayOptions, find_images, score_collection
+from detecteur.inference.scoring import Limits, RayOptions, find_images, score_collection
+from detecteur.model.networks import read_metadata
 
 SAMPLES = Path("tests/data/samples")
 

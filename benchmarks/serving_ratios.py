@@ -33,10 +33,10 @@ from http_load import load
 from PIL import Image
 
 from detecteur.config import Settings
-from detecteur.engine import DEGRADATIONS
-from detecteur.export import INPUT_NAME, OUTPUT_NAME, graph_for_serving
-from detecteur.faces import FaceFinder, framed_windows, native_face_crop
-from detecteur.model_file import read_metadata
+from detecteur.inference.engine import DEGRADATIONS
+from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, graph_for_serving
+from detecteur.inputs.faces import FaceFinder, framed_windows, native_face_crop
+from detecteur.model.file import read_metadata
 from detecteur.quantise import serving_graph
 from detecteur.serving_session import serving_session
 

@@ -16,7 +16,7 @@ import time
 from benchlib import Record, face_jpeg, percentiles
 from fastapi.testclient import TestClient
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.config import Settings
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from detecteur.config import TrainConfig
-from detecteur.evaluate import evaluate_run
 from detecteur.files import atomic_write_text
-from detecteur.train import read_epoch_metrics, train
+from detecteur.training.evaluate import evaluate_run
+from detecteur.training.train import read_epoch_metrics, train
 
 METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "eer", "ece")
 

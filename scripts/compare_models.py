@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from detecteur.backends import TorchBackend
 from detecteur.config import AUTHENTIC, SYNTHETIC
-from detecteur.data import open_image, read_records, select_split
-from detecteur.logo import CONDITIONS, web_version
-from detecteur.metrics import fake_probabilities
-from detecteur.model import load_model
-from detecteur.windows import region_logits
+from detecteur.inference.windows import region_logits
+from detecteur.model.backends import TorchBackend
+from detecteur.model.networks import load_model
+from detecteur.training.data import open_image, read_records, select_split
+from detecteur.training.logo import CONDITIONS, web_version
+from detecteur.training.metrics import fake_probabilities
 
 
 def compare(split_file: Path, model_files: list[Path]) -> str:

@@ -17,9 +17,9 @@ import numpy as np
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score
 
-from detecteur.data import make_loader, read_records, select_split
-from detecteur.metrics import roc_auc_by_group
-from detecteur.model import load_model, pick_device, predict_logits
+from detecteur.model.networks import load_model, pick_device, predict_logits
+from detecteur.training.data import make_loader, read_records, select_split
+from detecteur.training.metrics import roc_auc_by_group
 
 
 def validation_margins(model_file: Path, split_file: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:

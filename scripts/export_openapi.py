@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.config import Settings
 
 

@@ -1,5 +1,5 @@
 """The hostile-input corpus's metadata cases (issue 21): files whose provenance — C2PA manifest store, XMP, EXIF — is
-built to hurt the readers in `detecteur.provenance`. Each must be refused with a 4xx or judged with that evidence
+built to hurt the readers in `inference.provenance`. Each must be refused with a 4xx or judged with that evidence
 line `unreadable`, never a 5xx, never a hang. The files come from the provenance test fixtures
 (`tests/provenance_fixtures.py`: small images signed on the spot by a test-made CA through c2pa-python, then
 damaged), so the corpus and the unit tests break the same files.

@@ -25,9 +25,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from detecteur.config import TrainConfig
-from detecteur.data import read_records, sampling_weights, sharpness
 from detecteur.files import atomic_write_text
-from detecteur.preprocess import image_to_unit_tensor
+from detecteur.inputs.preprocess import image_to_unit_tensor
+from detecteur.training.data import read_records, sampling_weights, sharpness
 
 COLUMNS = {
     "original_jpeg_table_auc": "JPEG table (original)",

@@ -29,8 +29,8 @@ import numpy as np
 
 from detecteur import stability_report
 from detecteur.config import Settings
-from detecteur.engine import STABILITY_VIEWS, VIEWS, Detector, Verdict, decide, stability_of
-from detecteur.imaging import ImageError, decode_image
+from detecteur.inference.engine import STABILITY_VIEWS, VIEWS, Detector, Verdict, decide, stability_of
+from detecteur.inputs.decode import ImageError, decode_image
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"

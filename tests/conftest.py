@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from detecteur.config import AugmentConfig, TrainConfig
-from detecteur.data import assign_splits, build_manifest, write_records
-from detecteur.train import train
+from detecteur.training.data import assign_splits, build_manifest, write_records
+from detecteur.training.train import train
 from tests.postgres import PostgresCluster, cluster_or_none
 from tests.toy_data import make_toy_dataset
 

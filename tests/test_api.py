@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from detecteur.api.app import create_app, threshold_centred
+from detecteur.api.main import create_app, threshold_centred
 from detecteur.config import Settings
-from detecteur.engine import STABILITY_VIEWS, Detector, decide
-from detecteur.model import build, read_metadata, save_model
+from detecteur.inference.engine import STABILITY_VIEWS, Detector, decide
+from detecteur.model.networks import build, read_metadata, save_model
 from tests import provenance_fixtures
 from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for

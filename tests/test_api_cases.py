@@ -15,9 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.config import Settings
-from detecteur.model import build, save_model
+from detecteur.model.networks import build, save_model
 from tests.test_api import FACE, OTHER_FACE, model_file, wait_until_ready
 from tests.test_model import metadata_for
 

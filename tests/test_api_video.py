@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.config import Settings
-from detecteur.engine import decide
-from detecteur.model import read_metadata
+from detecteur.inference.engine import decide
+from detecteur.model.networks import read_metadata
 from tests.test_api import wait_until_ready
 from tests.test_video import save_small_face_model
 from tests.video_clips import FACE, OTHER_FACE, encode_clip, moving_faces, plain_frames

@@ -15,7 +15,7 @@ from PIL import Image
 
 from detecteur.batching import BatchedBackend, RequestBatcher, announce_request, batched_backend
 from detecteur.config import Settings
-from detecteur.engine import Detector
+from detecteur.inference.engine import Detector
 from detecteur.serving_session import optimised_graph_path, release_freed_memory, serving_session
 from tests.test_lean_serving import SAMPLES, native_graph, native_model  # noqa: F401 - shared fixtures
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from detecteur.card import ship
-from detecteur.evaluate import evaluate_run
-from detecteur.model import ModelFileError, load_model, read_metadata, save_model
-from detecteur.train import train
+from detecteur.model.networks import ModelFileError, load_model, read_metadata, save_model
+from detecteur.training.card import ship
+from detecteur.training.evaluate import evaluate_run
+from detecteur.training.train import train
 from tests.conftest import toy_config
 
 

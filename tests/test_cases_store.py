@@ -18,7 +18,7 @@ from sqlalchemy import inspect
 
 from detecteur.cases.store import CaseFilter, CaseStore, NewCase, decode_cursor, open_store
 from detecteur.cases.tables import Base
-from detecteur.data import scan_dataset
+from detecteur.training.data import scan_dataset
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 from detecteur.cli import app
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE
-from detecteur.engine import STABILITY_VIEWS, decide
-from detecteur.evaluate import evaluate_run
-from detecteur.model import read_metadata
+from detecteur.inference.engine import STABILITY_VIEWS, decide
+from detecteur.model.networks import read_metadata
+from detecteur.training.evaluate import evaluate_run
 from tests import provenance_fixtures
 from tests.toy_data import make_toy_dataset
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.config import Settings
-from detecteur.engine import Detector
+from detecteur.inference.engine import Detector
 
 INDEX = "<!DOCTYPE html><html><body>Détecteur dashboard</body></html>"
 

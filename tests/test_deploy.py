@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

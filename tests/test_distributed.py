@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, TrainConfig
-from detecteur.data import make_loader, read_records, select_split
-from detecteur.model import input_spec_for, read_metadata
-from detecteur.train import RunError, read_epoch_metrics, train
+from detecteur.model.networks import input_spec_for, read_metadata
+from detecteur.training.data import make_loader, read_records, select_split
+from detecteur.training.train import RunError, read_epoch_metrics, train
 from tests.conftest import toy_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detecteur.engine import Detector, FaceVerdict, ImageVerdict, decide
-from detecteur.faces import FaceBox, framed_windows, normalise_face
-from detecteur.model import build, save_model
+from detecteur.inference.engine import Detector, FaceVerdict, ImageVerdict, decide
+from detecteur.inputs.faces import FaceBox, framed_windows, normalise_face
+from detecteur.model.networks import build, save_model
 from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for
 

@@ -14,16 +14,16 @@ from PIL import Image
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from detecteur.card import ship
 from detecteur.cli import app
 from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CONFIG_FILE
-from detecteur.engine import Detector
-from detecteur.ensemble import EnsembleError, combine_runs
-from detecteur.evaluate import evaluate_run
-from detecteur.explain import grad_cam
-from detecteur.export import MAX_PROBABILITY_DIFFERENCE
-from detecteur.model import LogitAverage, build, load_model, read_metadata, save_model
-from detecteur.train import train
+from detecteur.inference.engine import Detector
+from detecteur.inference.explain import grad_cam
+from detecteur.model.export import MAX_PROBABILITY_DIFFERENCE
+from detecteur.model.networks import LogitAverage, build, load_model, read_metadata, save_model
+from detecteur.training.card import ship
+from detecteur.training.ensemble import EnsembleError, combine_runs
+from detecteur.training.evaluate import evaluate_run
+from detecteur.training.train import train
 from tests.conftest import toy_config
 from tests.test_model import metadata_for
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE
-from detecteur.evaluate import PERTURBATIONS, evaluate_folder, evaluate_run, utkface_groups
-from detecteur.model import read_metadata
+from detecteur.model.networks import read_metadata
+from detecteur.training.evaluate import PERTURBATIONS, evaluate_folder, evaluate_run, utkface_groups
 
 FIGURES = (
     "roc.png",

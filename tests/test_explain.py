@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from detecteur.explain import grad_cam
-from detecteur.model import build
+from detecteur.inference.explain import grad_cam
+from detecteur.model.networks import build
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "efficientnet_lite0"])

@@ -9,13 +9,18 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from detecteur import export
 from detecteur.cli import app
 from detecteur.config import Settings
-from detecteur.engine import Detector
-from detecteur.export import MAX_PROBABILITY_DIFFERENCE, ensure_onnx, max_probability_difference, read_onnx_metadata
 from detecteur.files import file_sha256
-from detecteur.model import ModelFileError, build, read_metadata, save_model
+from detecteur.inference.engine import Detector
+from detecteur.model.networks import export
+from detecteur.model.export import (
+    MAX_PROBABILITY_DIFFERENCE,
+    ensure_onnx,
+    max_probability_difference,
+    read_onnx_metadata,
+)
+from detecteur.model.networks import ModelFileError, build, read_metadata, save_model
 from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for
 
@@ -139,7 +144,7 @@ def test_each_concurrent_inference_gets_its_share_of_the_cores() -> None:
 def test_the_service_answers_with_the_onnxruntime_backend(tiny_model: Path, tiny_graph: Path) -> None:
     from fastapi.testclient import TestClient
 
-    from detecteur.api.app import create_app
+    from detecteur.api.main import create_app
     from tests.test_api import wait_until_ready
 
     settings = Settings(model_path=tiny_model, backend="onnxruntime", onnx_path=tiny_graph)
@@ -158,7 +163,9 @@ def test_a_gpu_device_runs_on_torch_whatever_the_backend_setting(
     tiny_model: Path, tiny_graph: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[str] = []
-    monkeypatch.setattr("detecteur.engine.TorchBackend", lambda model, device: built.append(device.type) or model)
-    monkeypatch.setattr("detecteur.model.load_model", lambda path, device: (None, read_metadata(tiny_model)))
+    monkeypatch.setattr(
+        "detecteur.inference.engine.TorchBackend", lambda model, device: built.append(device.type) or model
+    )
+    monkeypatch.setattr("detecteur.model.networks.load_model", lambda path, device: (None, read_metadata(tiny_model)))
     Detector(tiny_model, device="cuda", backend="onnxruntime", onnx_path=tiny_graph)
     assert built == ["cuda"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detecteur.faces import DETECTION_MAX_SIDE, FaceBox, FaceFinder, encode_face, normalise_face
+from detecteur.inputs.faces import DETECTION_MAX_SIDE, FaceBox, FaceFinder, encode_face, normalise_face
 
 SAMPLES = Path(__file__).parent / "data" / "samples"
 
@@ -74,7 +74,7 @@ def test_a_huge_image_is_detected_on_a_reduced_copy_with_the_boxes_of_full_resol
     canvas = Image.new("RGB", (3100, 2100), (120, 130, 140))
     canvas.paste(face.resize((face.width * 4, face.height * 4), Image.Resampling.BICUBIC), (2000, 1000))
     with monkeypatch.context() as full_resolution:
-        full_resolution.setattr("detecteur.faces.DETECTION_MAX_SIDE", 100_000)
+        full_resolution.setattr("detecteur.inputs.faces.DETECTION_MAX_SIDE", 100_000)
         (expected,) = finder.detect(canvas)
     seen_sizes: list[tuple[int, int]] = []
     detect = finder._detector.detect

@@ -18,12 +18,12 @@ from fastapi.testclient import TestClient
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.cli import app as cli
 from detecteur.config import RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, Settings
 from detecteur.files import file_sha256
-from detecteur.model import METADATA_KEY, ModelFileError, build, load_model, save_model, verify_model_file
-from detecteur.train import read_epoch_metrics, train
+from detecteur.model.networks import METADATA_KEY, ModelFileError, build, load_model, save_model, verify_model_file
+from detecteur.training.train import read_epoch_metrics, train
 from tests.conftest import toy_config
 from tests.test_api import FACE
 from tests.test_model import metadata_for
@@ -131,7 +131,7 @@ def test_a_full_disk_while_saving_a_model_keeps_the_previous_file(
     path = tmp_path / "model.safetensors"
     save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(version="old"), path)
     before = path.read_bytes()
-    monkeypatch.setattr("detecteur.model.save_file", full_disk_after(1000))
+    monkeypatch.setattr("detecteur.model.networks.save_file", full_disk_after(1000))
 
     with pytest.raises(OSError):
         save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(version="new"), path)

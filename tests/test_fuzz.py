@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from detecteur.imaging import DecodedImage, ImageError, decode_image
+from detecteur.inputs.decode import DecodedImage, ImageError, decode_image
 
 # A small pixel limit bounds the work a mutated header can ask for; the property does not depend on the limit.
 MAX_PIXELS = 1_000_000

@@ -12,7 +12,16 @@ import pytest
 from PIL import Image
 
 from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig, LogoConfig
-from detecteur.data import (
+from detecteur.inputs.faces import (
+    FaceBox,
+    canonical_face,
+    encode_face,
+    framed_windows,
+    native_face_crop,
+    normalise_face,
+)
+from detecteur.inputs.preprocess import model_windows
+from detecteur.training.data import (
     TrainingTransform,
     assign_splits,
     build_manifest,
@@ -21,10 +30,8 @@ from detecteur.data import (
     without_sources,
     write_records,
 )
-from detecteur.faces import FaceBox, canonical_face, encode_face, framed_windows, native_face_crop, normalise_face
-from detecteur.logo import fold_config, run_logo, web_version
-from detecteur.preprocess import model_windows
-from detecteur.synthesis import TAEF2_DIR, Taef2, jpeg_like, self_blend
+from detecteur.training.logo import fold_config, run_logo, web_version
+from detecteur.training.synthesis import TAEF2_DIR, Taef2, jpeg_like, self_blend
 from tests.conftest import toy_config
 from tests.toy_data import make_toy_dataset
 
@@ -62,7 +69,7 @@ def test_model_windows_never_shrink_a_large_crop() -> None:
 @pytest.mark.parametrize("side", [120, 224, 400])
 def test_native_training_transform_gives_model_inputs_at_any_crop_size(side: int) -> None:
     spec = toy_config(input_size=64).model_copy()
-    from detecteur.model import input_spec_for
+    from detecteur.model.networks import input_spec_for
 
     input_spec = input_spec_for(spec.arch, 4, 64)
     augment = AugmentConfig(downscale_probability=1.0, jpeg_probability=1.0, jpeg_quality=(30, 100))
@@ -178,7 +185,7 @@ def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Pa
 def test_matched_weights_make_the_reals_look_like_the_fakes() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from detecteur.logo import matched_weights
+    from detecteur.training.logo import matched_weights
 
     rng = np.random.default_rng(0)
     fake_sharpness = rng.normal(1.0, 0.5, 300)
@@ -195,7 +202,7 @@ def test_matched_weights_make_the_reals_look_like_the_fakes() -> None:
 
 
 def test_logo_gallery_draws_the_worst_failures(two_generator_split: Path, tmp_path: Path) -> None:
-    from detecteur.plots import plot_logo_gallery
+    from detecteur.training.plots import plot_logo_gallery
 
     records = [r for r in read_records(two_generator_split) if r.split == "test"][:2]
     folds = [

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from detecteur.card import ship
 from detecteur.cli import app
-from detecteur.evaluate import evaluate_run
-from detecteur.history import HISTORY_FIGURE, HISTORY_MARKDOWN, write_history
+from detecteur.training.card import ship
+from detecteur.training.evaluate import evaluate_run
+from detecteur.training.history import HISTORY_FIGURE, HISTORY_MARKDOWN, write_history
 
 
 def _started_at(run_dir: Path, timestamp: float) -> None:

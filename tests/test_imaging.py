@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageFile
 from scripts.make_hostile_corpus import png_chunk, png_of_zeros
 
-from detecteur.imaging import (
+from detecteur.inputs.decode import (
     ALLOWED_FORMATS,
     MAX_JPEG_SCANS,
     CorruptImage,

@@ -21,19 +21,19 @@ from packaging.requirements import Requirement
 from PIL import Image
 from typer.testing import CliRunner
 
-from detecteur import export
-from detecteur.api.app import create_app
-from detecteur.backends import OnnxRuntimeBackend, TorchBackend
+from detecteur.api.main import create_app
 from detecteur.cli import app
 from detecteur.config import Framing, Settings
-from detecteur.data import IMAGE_SUFFIXES as TRAINING_IMAGE_SUFFIXES
-from detecteur.engine import Detector
-from detecteur.faces import framed_windows, native_face_crop
-from detecteur.model import build, load_model, save_model, weights_sha256
-from detecteur.model_file import ModelFileError, read_metadata, verify_model_file
-from detecteur.preprocess import InputSpec, preprocess, preprocess_array
-from detecteur.scoring import IMAGE_SUFFIXES
-from detecteur.windows import region_logits
+from detecteur.inference.engine import Detector
+from detecteur.inference.scoring import IMAGE_SUFFIXES
+from detecteur.inference.windows import region_logits
+from detecteur.inputs.faces import framed_windows, native_face_crop
+from detecteur.inputs.preprocess import InputSpec, preprocess, preprocess_array
+from detecteur.model.networks import export
+from detecteur.model.backends import OnnxRuntimeBackend, TorchBackend
+from detecteur.model.file import ModelFileError, read_metadata, verify_model_file
+from detecteur.model.networks import build, load_model, save_model, weights_sha256
+from detecteur.training.data import IMAGE_SUFFIXES as TRAINING_IMAGE_SUFFIXES
 from tests.test_api import wait_until_ready
 from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for
@@ -124,7 +124,7 @@ def test_the_service_on_onnx_runtime_never_imports_torch(native_model: Path, nat
         f"""
         import json, sys, time
         from fastapi.testclient import TestClient
-        from detecteur.api.app import create_app
+        from detecteur.api.main import create_app
         from detecteur.config import Settings
 
         # Not tests.test_api.wait_until_ready: the test modules import torch themselves.
@@ -175,7 +175,7 @@ def test_without_torch_a_missing_graph_is_a_clear_error_not_a_fallback(
     native_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(export, "find_spec", lambda name: None)
-    monkeypatch.setattr("detecteur.engine.find_spec", lambda name: None)
+    monkeypatch.setattr("detecteur.inference.engine.find_spec", lambda name: None)
     with pytest.raises(ModelFileError, match="DETECTEUR_ONNX_PATH"):
         Detector(native_model, backend="onnxruntime", onnx_path=tmp_path / "absent.onnx")
 

@@ -13,9 +13,9 @@ from PIL import Image
 
 from detecteur import Detector
 from detecteur.config import Settings
-from detecteur.image_source import ImageLimits, open_source
-from detecteur.imaging import FileTooLarge, UnsupportedImage
-from detecteur.model import ModelFileError
+from detecteur.inputs.decode import FileTooLarge, UnsupportedImage
+from detecteur.inputs.image_source import ImageLimits, open_source
+from detecteur.model.networks import ModelFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "tests" / "data" / "samples" / "stylegan-ffhq-fake-00ELJIYESN.jpg"

@@ -16,7 +16,7 @@ def test_the_face_detector_loads_without_matplotlib_opencv_or_sounddevice() -> N
     code = """
 import json, sys
 from PIL import Image
-from detecteur.faces import FaceFinder
+from detecteur.inputs.faces import FaceFinder
 finder = FaceFinder()
 boxes = finder.detect(Image.open("tests/data/samples/stylegan-ffhq-real-00006.jpg").convert("RGB"))
 drawing = sys.modules["mediapipe.tasks.python.vision.drawing_utils"]  # mediapipe rebinds `mediapipe.tasks`

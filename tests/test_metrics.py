@@ -10,8 +10,8 @@ import pytest
 from scipy.special import expit, logit, softmax
 from sklearn.calibration import calibration_curve
 
-from detecteur.evaluate import write_report
-from detecteur.metrics import (
+from detecteur.training.evaluate import write_report
+from detecteur.training.metrics import (
     choose_threshold,
     compute_metrics,
     equal_error_rate,

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from detecteur.model import (
+from detecteur.model.networks import (
     METADATA_KEY,
     ModelFileError,
     ModelMetadata,
@@ -182,7 +182,7 @@ def test_saving_over_a_model_never_leaves_a_partial_file(tmp_path: Path, monkeyp
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("detecteur.model.save_file", disk_full)
+    monkeypatch.setattr("detecteur.model.networks.save_file", disk_full)
     with pytest.raises(OSError):
         save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(version="second"), path)
     assert read_metadata(path).version == "first"

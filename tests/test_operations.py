@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from detecteur.cases.store import open_store
-from detecteur.model import build, save_model
+from detecteur.model.networks import build, save_model
 from tests.service_process import Load, running_service, terminate
 from tests.test_api import FACE
 from tests.test_faces import SAMPLES

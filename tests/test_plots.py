@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detecteur.plots import (
+from detecteur.training.plots import (
     plot_confusion_matrix,
     plot_precision_recall,
     plot_reliability,
@@ -130,7 +130,7 @@ def test_confusion_matrix_plot_rejects_a_matrix_that_does_not_match_the_labels(t
 def test_examples_sheet_shows_every_image_with_its_label(tmp_path: Path) -> None:
     from PIL import Image
 
-    from detecteur.plots import plot_examples
+    from detecteur.training.plots import plot_examples
 
     examples = []
     for index in range(7):

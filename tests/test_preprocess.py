@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from detecteur.config import AugmentConfig
-from detecteur.data import BlockShift, TrainingTransform
-from detecteur.model import input_spec_for
-from detecteur.preprocess import LAPLACIAN_KERNEL, InputSpec, preprocess
+from detecteur.inputs.preprocess import LAPLACIAN_KERNEL, InputSpec, preprocess
+from detecteur.model.networks import input_spec_for
+from detecteur.training.data import BlockShift, TrainingTransform
 
 SPEC = InputSpec(input_size=32, in_chans=4, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 

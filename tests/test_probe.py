@@ -12,11 +12,11 @@ import torch
 from pydantic import ValidationError
 
 from detecteur.config import TrainConfig
-from detecteur.export import export_onnx
-from detecteur.logo import fold_config
-from detecteur.model import StageStatisticsProbe, load_model
+from detecteur.model.export import export_onnx
+from detecteur.training.logo import fold_config
+from detecteur.model.networks import StageStatisticsProbe, load_model
 from detecteur.probe import fit_logistic
-from detecteur.train import train
+from detecteur.training.train import train
 from tests.conftest import toy_config
 
 

@@ -7,9 +7,9 @@ import time
 import pytest
 from PIL import Image, PngImagePlugin
 
-from detecteur.engine import Verdict
-from detecteur.evidence import summarise
-from detecteur.provenance import ContentCredentials, FileMetadata, Provenance, read_provenance
+from detecteur.inference.engine import Verdict
+from detecteur.inference.evidence import summarise
+from detecteur.inference.provenance import ContentCredentials, FileMetadata, Provenance, read_provenance
 from tests import provenance_fixtures as fx
 
 AUTHENTIC = Verdict(0.05, "authentic", 0.95)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from detecteur.files import file_sha256
-from detecteur.model_file import ModelFileError
+from detecteur.model.file import ModelFileError
 from detecteur.quantise import (
     QualityFigures,
     QuantisationError,

@@ -11,11 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from detecteur import scoring
 from detecteur.config import Settings
-from detecteur.data import open_image
-from detecteur.engine import Detector
-from detecteur.scoring import (
+from detecteur.inference import scoring
+from detecteur.inference.engine import Detector
+from detecteur.inference.scoring import (
     SCORE_SCHEMA,
     Limits,
     RayOptions,
@@ -24,6 +23,7 @@ from detecteur.scoring import (
     find_images,
     score_collection,
 )
+from detecteur.training.data import open_image
 from tests.test_faces import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]

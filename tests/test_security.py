@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.api.security import DASHBOARD_CSP, DOCS_CSP, RequestTimeout, TokenBuckets, display_filename
 from detecteur.config import Settings
-from detecteur.engine import FaceVerdict, ImageVerdict, decide
-from detecteur.model import ModelMetadata
+from detecteur.inference.engine import FaceVerdict, ImageVerdict, decide
+from detecteur.model.networks import ModelMetadata
 from tests.test_api import encoded, wait_until_ready
 from tests.test_model import metadata_for
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from detecteur.config import Settings
-from detecteur.data import open_image
-from detecteur.engine import Detector
-from detecteur.model import read_metadata, verify_model_file
+from detecteur.inference.engine import Detector
+from detecteur.model.networks import read_metadata, verify_model_file
+from detecteur.training.data import open_image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / Settings().model_path

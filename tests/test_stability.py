@@ -8,7 +8,7 @@ from PIL import Image
 
 from detecteur import stability_report
 from detecteur.config import Settings
-from detecteur.engine import (
+from detecteur.inference.engine import (
     CHECKOUT_ROOT,
     STABILITY_MARGIN,
     STABILITY_VIEWS,
@@ -21,7 +21,7 @@ from detecteur.engine import (
     shrink_075,
     stability_of,
 )
-from detecteur.model_file import read_metadata
+from detecteur.model.file import read_metadata
 from tests.test_model import metadata_for
 
 METADATA = metadata_for(threshold=0.5, borderline_band=(0.45, 0.55))

@@ -13,8 +13,8 @@ import torch
 
 from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE, TrainConfig
 from detecteur.files import file_sha256
-from detecteur.model import load_model, read_metadata
-from detecteur.train import RunError, epoch_learning_rate, read_epoch_metrics, train
+from detecteur.model.networks import load_model, read_metadata
+from detecteur.training.train import RunError, epoch_learning_rate, read_epoch_metrics, train
 from tests.conftest import toy_config
 
 
@@ -117,7 +117,7 @@ def test_a_fine_tuning_stage_warns_when_it_would_replay_its_starting_models_crop
     for seed in (parent_seed, parent_seed + parent_epochs - 1, parent_seed + parent_epochs):
         caplog.clear()
         config = toy_config(epochs=1, lr=1e-12, seed=seed, init_weights=start, max_train_images=16, max_eval_images=8)
-        with caplog.at_level(logging.WARNING, logger="detecteur.train"):
+        with caplog.at_level(logging.WARNING, logger="detecteur.training.train"):
             train(config, toy_split, tmp_path / f"stage-{seed}")
         replay_warnings = [record for record in caplog.records if "replays its training crops" in record.getMessage()]
         assert len(replay_warnings) == (1 if seed < parent_seed + parent_epochs else 0)

@@ -6,7 +6,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import detecteur
-from detecteur.api.app import create_app
+from detecteur.api.main import create_app
 from detecteur.config import Settings
 
 

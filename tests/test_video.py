@@ -10,10 +10,8 @@ import av
 import pytest
 from PIL import Image
 
-from detecteur.engine import Detector, Verdict, decide
-from detecteur.faces import FaceBox
-from detecteur.model import ModelMetadata, build, save_model
-from detecteur.video import (
+from detecteur.inference.engine import Detector, Verdict, decide
+from detecteur.inference.video import (
     CorruptVideo,
     EmptyVideo,
     Track,
@@ -29,6 +27,8 @@ from detecteur.video import (
     judge_video,
     link_tracks,
 )
+from detecteur.inputs.faces import FaceBox
+from detecteur.model.networks import ModelMetadata, build, save_model
 from tests.test_model import metadata_for
 from tests.video_clips import FACE, OTHER_FACE, encode_clip, moving_faces, plain_frames
 

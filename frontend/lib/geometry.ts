@@ -2,7 +2,7 @@
 
 import type { Box } from "./types";
 
-/** The margin around a detected face that the service crops with (`detecteur.faces.FACE_MARGIN`). */
+/** The margin around a detected face that the service crops with (`detecteur.inputs.faces.FACE_MARGIN`). */
 export const FACE_MARGIN = 1.4;
 
 export interface Rect {

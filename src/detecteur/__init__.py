@@ -15,7 +15,7 @@ except PackageNotFoundError:  # sources on sys.path without an install: say so r
     __version__ = "0+unknown"
 
 if TYPE_CHECKING:
-    from detecteur.engine import Detector
+    from detecteur.inference.engine import Detector
 
 __all__ = ["Detector", "__version__"]
 
@@ -23,7 +23,7 @@ __all__ = ["Detector", "__version__"]
 def __getattr__(name: str) -> object:
     # Imported on first use: `Detector` pulls in torch, which the CLI's `--help` and the settings never need.
     if name == "Detector":
-        from detecteur.engine import Detector
+        from detecteur.inference.engine import Detector
 
         return Detector
     raise AttributeError(f"module 'detecteur' has no attribute {name!r}")

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from detecteur.backends import Backend, OnnxRuntimeBackend
-from detecteur.preprocess import InputSpec, preprocess_array
+from detecteur.model.backends import Backend, OnnxRuntimeBackend
+from detecteur.inputs.preprocess import InputSpec, preprocess_array
 
 
 @dataclass

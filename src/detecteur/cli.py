@@ -16,9 +16,9 @@ from rich.table import Table
 from detecteur.config import Settings, TrainConfig
 
 if TYPE_CHECKING:
-    from detecteur.engine import ImageVerdict
-    from detecteur.provenance import Provenance
-    from detecteur.video import VideoVerdict
+    from detecteur.inference.engine import ImageVerdict
+    from detecteur.inference.provenance import Provenance
+    from detecteur.inference.video import VideoVerdict
 
 app = typer.Typer(no_args_is_help=True, help="Détecteur: is this face authentic or synthetic?")
 data_app = typer.Typer(no_args_is_help=True, help="Dataset manifests and the subject-grouped split.")
@@ -45,7 +45,7 @@ def data_manifest(
     out: Annotated[Path, typer.Option(help="Manifest CSV to write.")] = Path("data/manifest.csv"),
 ) -> None:
     """Scan dataset folders, hash every image and merge near-duplicates into one subject."""
-    from detecteur.data import DataError, build_manifest, summarise, write_records
+    from detecteur.training.data import DataError, build_manifest, summarise, write_records
 
     try:
         records = build_manifest(roots)
@@ -68,7 +68,7 @@ def data_faces(
 ) -> None:
     """Detect the face in every image and write its crop: the normalised crop/resize/JPEG for all sources, or
     with --native the face region at its own scale, its pixels untouched."""
-    from detecteur.data import DataError, prepare_faces
+    from detecteur.training.data import DataError, prepare_faces
 
     try:
         counts = prepare_faces(roots, out, None if native else size)
@@ -84,7 +84,7 @@ def data_split(
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
 ) -> None:
     """Subject-independent 80/10/10 split, stratified by source × label, written once to disk."""
-    from detecteur.data import DataError, assign_splits, read_records, summarise, write_records
+    from detecteur.training.data import DataError, assign_splits, read_records, summarise, write_records
 
     try:
         records = assign_splits(read_records(manifest), seed=seed)
@@ -107,8 +107,8 @@ def data_reconstruct(
     from dataclasses import replace
 
     from detecteur.config import SYNTHETIC
-    from detecteur.data import DataError, read_records, summarise, write_records
-    from detecteur.synthesis import ALIGNED_SOURCE, reconstruct_reals
+    from detecteur.training.data import DataError, read_records, summarise, write_records
+    from detecteur.training.synthesis import ALIGNED_SOURCE, reconstruct_reals
 
     try:
         records = read_records(split)
@@ -134,7 +134,7 @@ def serve(
 ) -> None:
     """Run the HTTP API (and, once built, the dashboard) with the model loaded once."""
     from detecteur.api.server import serve as run_server
-    from detecteur.model_file import ModelFileError, verify_model_file
+    from detecteur.model.file import ModelFileError, verify_model_file
 
     overrides = {"host": host, "port": port, "model_path": model}
     settings = Settings().model_copy(update={key: value for key, value in overrides.items() if value is not None})
@@ -165,10 +165,10 @@ def train(
     """Train a detector; best model (by validation AUC) lands in OUT/best.safetensors."""
     from pydantic import ValidationError
 
-    from detecteur.data import DataError
-    from detecteur.imaging import ImageError
-    from detecteur.train import RunError
-    from detecteur.train import train as run_training
+    from detecteur.inputs.decode import ImageError
+    from detecteur.training.data import DataError
+    from detecteur.training.train import RunError
+    from detecteur.training.train import train as run_training
 
     try:
         recipe = TrainConfig.from_toml(config) if config else TrainConfig()
@@ -234,10 +234,10 @@ def evaluate(
 ) -> None:
     """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images; with --logo,
     a recipe's leave-one-generator-out sweep (its fold runs go to runs/logo-<recipe>/)."""
-    from detecteur.data import DataError
-    from detecteur.evaluate import evaluate_folder, evaluate_run
-    from detecteur.imaging import ImageError
-    from detecteur.model_file import ModelFileError
+    from detecteur.inputs.decode import ImageError
+    from detecteur.model.file import ModelFileError
+    from detecteur.training.data import DataError
+    from detecteur.training.evaluate import evaluate_folder, evaluate_run
 
     if logo is not None:
         _evaluate_logo(logo, split, out, cross_dataset)
@@ -266,8 +266,8 @@ def _evaluate_logo(recipe_file: Path, split: Path | None, out: Path | None, cros
     from pydantic import ValidationError
 
     from detecteur.config import TrainConfig
-    from detecteur.data import DataError
-    from detecteur.logo import run_logo
+    from detecteur.training.data import DataError
+    from detecteur.training.logo import run_logo
 
     if split is None or out is None:
         raise _fail("--logo needs --split SPLIT.csv and --out REPORT_DIR")
@@ -307,8 +307,8 @@ def ship(
     ] = None,
 ) -> None:
     """Copy a run's calibrated model and figures into models/ and write MODEL_CARD.md from its files."""
-    from detecteur.card import ship as ship_run
-    from detecteur.model_file import ModelFileError
+    from detecteur.model.file import ModelFileError
+    from detecteur.training.card import ship as ship_run
 
     try:
         model_file = ship_run(run, models_dir, version, cross_dataset, parent_run, logo)
@@ -323,7 +323,7 @@ def ensemble(
     out: Annotated[Path, typer.Option(help="Run directory to write; evaluate and ship it like a trained run.")],
 ) -> None:
     """One model from several trained runs: their logits averaged."""
-    from detecteur.ensemble import EnsembleError, combine_runs
+    from detecteur.training.ensemble import EnsembleError, combine_runs
 
     try:
         model_file = combine_runs(members, out)
@@ -340,7 +340,7 @@ def history(
     recipes: Annotated[Path, typer.Option(help="Recipes folder; a run named X is linked to X.toml.")] = Path("configs"),
 ) -> None:
     """Every training run in one table and one figure, read from the runs' own files."""
-    from detecteur.history import HISTORY_MARKDOWN, write_history
+    from detecteur.training.history import HISTORY_MARKDOWN, write_history
 
     if not runs.is_dir():
         raise _fail(f"{runs} is not a folder of runs")
@@ -352,7 +352,7 @@ def history(
 
 
 def _image_result(path: Path, judged: ImageVerdict, provenance: Provenance | None = None) -> dict[str, object]:
-    from detecteur.evidence import evidence_report
+    from detecteur.inference.evidence import evidence_report
 
     top = judged.most_suspicious.verdict
     result: dict[str, object] = {
@@ -456,10 +456,10 @@ def predict(
     verdict is its most suspicious face. Each image also gets its evidence lines — pixel model, Content
     Credentials (C2PA), file metadata — and a summary that claims no more than the strongest line. A video gets
     one row per person followed across its sampled frames; its verdict is its most suspicious track."""
-    from detecteur.engine import STABILITY_MARGIN, Detector
-    from detecteur.imaging import FileTooLarge, ImageError, decode_image
-    from detecteur.model_file import ModelFileError
-    from detecteur.provenance import load_trust_anchors, read_provenance
+    from detecteur.inference.engine import STABILITY_MARGIN, Detector
+    from detecteur.inference.provenance import load_trust_anchors, read_provenance
+    from detecteur.inputs.decode import FileTooLarge, ImageError, decode_image
+    from detecteur.model.file import ModelFileError
 
     settings = Settings()
     try:
@@ -474,7 +474,7 @@ def predict(
         )
     except ModelFileError as error:
         raise _fail(str(error)) from error
-    from detecteur.video import VideoError, VideoLimits, is_video_file, judge_video
+    from detecteur.inference.video import VideoError, VideoLimits, is_video_file, judge_video
 
     video_paths = [path for path in images if is_video_file(path)]
     images = [path for path in images if path not in video_paths]
@@ -551,8 +551,8 @@ def export(
     out: Annotated[Path | None, typer.Option(help="File to write (default: where the service looks for it).")] = None,
 ) -> None:
     """Export a model file to ONNX for the onnxruntime backend, checked against torch before it is written."""
-    from detecteur.export import MAX_PROBABILITY_DIFFERENCE, default_cache_dir, export_onnx, onnx_path_for
-    from detecteur.model_file import ModelFileError
+    from detecteur.model.export import MAX_PROBABILITY_DIFFERENCE, default_cache_dir, export_onnx, onnx_path_for
+    from detecteur.model.file import ModelFileError
 
     if export_format != "onnx":
         raise _fail(f"unknown export format {export_format!r}; supported: onnx")
@@ -578,7 +578,7 @@ def quantise(
 ) -> None:
     """Static int8 quantisation of the model's ONNX graph, measured against fp32 on the test split (AUC, ECE,
     forward speed); served by default only if it passes the gates (docs/lean-serving.md)."""
-    from detecteur.model_file import ModelFileError
+    from detecteur.model.file import ModelFileError
     from detecteur.quantise import QuantisationError, quantise_model
 
     model_path = model or Settings().model_path
@@ -607,8 +607,8 @@ def score(
 ) -> None:
     """Score an image collection into a Parquet file: path, face box, fake probability, verdict, model version, or
     the error for a file that cannot be read. Re-running skips the files already in --out."""
-    from detecteur.model_file import ModelFileError
-    from detecteur.scoring import Limits, RayOptions, ScoringError, find_images, score_collection
+    from detecteur.inference.scoring import Limits, RayOptions, ScoringError, find_images, score_collection
+    from detecteur.model.file import ModelFileError
 
     settings = Settings()
     ray_options = RayOptions(ray_address, workers) if use_ray or ray_address else None

@@ -37,7 +37,7 @@ from detecteur.config import (
     SYNTHETIC,
     TrainConfig,
 )
-from detecteur.data import (
+from detecteur.training.data import (
     ImageRecord,
     TrainingTransform,
     draw_shares,
@@ -51,8 +51,8 @@ from detecteur.data import (
     without_sources,
 )
 from detecteur.files import atomic_path, atomic_write_text, file_sha256
-from detecteur.metrics import roc_auc_by_group
-from detecteur.model import (
+from detecteur.training.metrics import roc_auc_by_group
+from detecteur.model.networks import (
     ModelMetadata,
     StageStatisticsProbe,
     autocast_context,
@@ -60,8 +60,8 @@ from detecteur.model import (
     mixed_precision_pays,
     save_model,
 )
-from detecteur.preprocess import model_windows, preprocess
-from detecteur.synthesis import self_blend
+from detecteur.inputs.preprocess import model_windows, preprocess
+from detecteur.training.synthesis import self_blend
 
 console = Console(stderr=True)
 

@@ -25,10 +25,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detecteur.export import INPUT_NAME, OUTPUT_NAME, SOURCE_SHA256_KEY, graph_for_serving, onnx_metadata_props
+from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, SOURCE_SHA256_KEY, graph_for_serving, onnx_metadata_props
 from detecteur.files import atomic_path, file_sha256
-from detecteur.metrics import compute_metrics, expected_calibration_error, fake_probabilities
-from detecteur.model_file import METADATA_KEY, ModelFileError, ModelMetadata, read_metadata
+from detecteur.training.metrics import compute_metrics, expected_calibration_error, fake_probabilities
+from detecteur.model.file import METADATA_KEY, ModelFileError, ModelMetadata, read_metadata
 from detecteur.serving_session import serving_session
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,9 @@ def model_inputs(paths: Sequence[Path], metadata: ModelMetadata) -> tuple[np.nda
     """The preprocessed network inputs of face crop files, as the service makes them (`preprocess_array`), and how
     many windows each file gave: canonical crops are the model's input already (one window), native crops give the
     windows of the model's framing, whose logits the service averages."""
-    from detecteur.data import open_image
-    from detecteur.faces import framed_windows
-    from detecteur.preprocess import preprocess_array
+    from detecteur.training.data import open_image
+    from detecteur.inputs.faces import framed_windows
+    from detecteur.inputs.preprocess import preprocess_array
 
     framing = metadata.framing if metadata.framing == "native_face_crop" else "whole_image"
     inputs, counts = [], []
@@ -239,7 +239,7 @@ def quantise_model(
 ) -> tuple[Path, Int8Report]:
     """Quantise `model_path`'s graph calibrated on validation faces of `split`, measure it against fp32 on the
     test faces, and write it (figures in its metadata) to `out` (default: `int8_graph_path`)."""
-    from detecteur.data import DataError, read_records
+    from detecteur.training.data import DataError, read_records
 
     metadata = read_metadata(model_path)
     try:

@@ -24,7 +24,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from detecteur.export import default_cache_dir
+from detecteur.model.export import default_cache_dir
 from detecteur.files import atomic_path
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from detecteur.engine import CHECKOUT_ROOT
+from detecteur.inference.engine import CHECKOUT_ROOT
 
 STABILITY_REPORT = CHECKOUT_ROOT / "docs" / "stability-margin.json"
 SECTION_TITLE = "## Stability check (`scripts/stability_margin.py`, `docs/stability-margin.json`)"

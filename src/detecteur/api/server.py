@@ -18,7 +18,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from detecteur.api.app import ServiceState, create_app, install_sighup_reload
+from detecteur.api.main import ServiceState, create_app, install_sighup_reload
 from detecteur.config import Settings
 from detecteur.serving_session import tune_allocator
 

@@ -32,11 +32,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from detecteur import __version__
-from detecteur.api.cases import router as cases_router
 from detecteur.api.dashboard import mount_dashboard
 from detecteur.api.errors import ServiceError
 from detecteur.api.lifecycle import DrainGuard, Lifecycle
 from detecteur.api.limits import BodySizeLimit, InferenceQueue, QueueFull
+from detecteur.api.routes.cases import router as cases_router
 from detecteur.api.schemas import (
     Box,
     ErrorResponse,
@@ -61,12 +61,12 @@ from detecteur.api.telemetry import Telemetry
 from detecteur.cases.models import CaseLink
 from detecteur.cases.store import CaseStore, NewCase, StoreError, open_store
 from detecteur.config import Settings
-from detecteur.engine import EXPLAIN_NEEDS_TORCH, STABILITY_MARGIN, Detector, ImageVerdict
-from detecteur.evidence import evidence_report
-from detecteur.imaging import InputError, decode_image, read_limited
-from detecteur.model_file import ModelFileError, verify_model_file
-from detecteur.provenance import load_trust_anchors, read_provenance
-from detecteur.video import VideoLimits, VideoVerdict, judge_video
+from detecteur.inference.engine import EXPLAIN_NEEDS_TORCH, STABILITY_MARGIN, Detector, ImageVerdict
+from detecteur.inference.evidence import evidence_report
+from detecteur.inference.provenance import load_trust_anchors, read_provenance
+from detecteur.inference.video import VideoLimits, VideoVerdict, judge_video
+from detecteur.inputs.decode import InputError, decode_image, read_limited
+from detecteur.model.file import ModelFileError, verify_model_file
 
 log = logging.getLogger("detecteur.api")
 T = TypeVar("T")

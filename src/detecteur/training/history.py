@@ -22,11 +22,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from detecteur.config import ENSEMBLE, RUN_BEST_MODEL_FILE, RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
-from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.files import atomic_write_text
-from detecteur.model import ModelFileError, read_metadata
-from detecteur.plots import BY_SOURCE_KEY, DPI
-from detecteur.train import read_epoch_metrics
+from detecteur.model.networks import ModelFileError, read_metadata
+from detecteur.training.ensemble import ENSEMBLE_KEY, is_ensemble_run
+from detecteur.training.plots import BY_SOURCE_KEY, DPI
+from detecteur.training.train import read_epoch_metrics
 
 # The sources whose validation and test AUC get columns of their own: the two in-distribution sets with both
 # classes (the others hold one class only, so they have no AUC of their own).

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image
 
-from detecteur.engine import Detector, Verdict, decide
-from detecteur.faces import FaceBox
-from detecteur.imaging import InputError
+from detecteur.inference.engine import Detector, Verdict, decide
+from detecteur.inputs.decode import InputError
+from detecteur.inputs.faces import FaceBox
 
 if TYPE_CHECKING:
     import av.container

@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image
 
-from detecteur.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from detecteur.batching import announce_request, batched_backend
 from detecteur.config import BackendName, Settings
-from detecteur.export import graph_for_serving
-from detecteur.faces import FaceBox, FaceFinder, framed_windows, native_face_crop
-from detecteur.image_source import ImageLimits, ImageSource, open_source
-from detecteur.metrics import fake_probabilities
-from detecteur.model_file import ModelFileError, ModelMetadata, read_metadata
+from detecteur.inference.windows import region_logits
+from detecteur.inputs.faces import FaceBox, FaceFinder, framed_windows, native_face_crop
+from detecteur.inputs.image_source import ImageLimits, ImageSource, open_source
+from detecteur.model.backends import Backend, OnnxRuntimeBackend, TorchBackend
+from detecteur.model.export import graph_for_serving
+from detecteur.model.file import ModelFileError, ModelMetadata, read_metadata
 from detecteur.quantise import Precision, serving_graph
 from detecteur.serving_session import release_freed_memory
-from detecteur.windows import region_logits
+from detecteur.training.metrics import fake_probabilities
 
 if TYPE_CHECKING:
     import torch
@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The clone this module was imported from (src/detecteur/engine.py → the repository root), where `Detector.load`
-# also looks for a relative model path, so it finds the shipped model from any working directory.
-CHECKOUT_ROOT = Path(__file__).resolve().parents[2]
+# The clone this module was imported from (src/detecteur/inference/engine.py → the repository root), where
+# `Detector.load` also looks for a relative model path, so it finds the shipped model from any working directory.
+CHECKOUT_ROOT = Path(__file__).resolve().parents[3]
 
 VerdictLabel = Literal["authentic", "borderline", "synthetic", "uncertain"]
 
@@ -266,7 +266,7 @@ class Detector:
         """The torch model and its metadata, with the intra-op threads capped at `threads` (process-wide)."""
         import torch
 
-        from detecteur.model import load_model
+        from detecteur.model.networks import load_model
 
         if self.threads is not None:
             torch.set_num_threads(self.threads)
@@ -300,8 +300,8 @@ class Detector:
 
     def explain(self, region: Image.Image) -> bytes:
         """Grad-CAM overlay (PNG) of the evidence for the model's verdict in one region (its first window)."""
-        from detecteur.explain import grad_cam, overlay_png
-        from detecteur.preprocess import preprocess
+        from detecteur.inference.explain import grad_cam, overlay_png
+        from detecteur.inputs.preprocess import preprocess
 
         window = framed_windows(region, self.metadata.framing, self.metadata.input_size)[0]
         model_input = preprocess(window, self.metadata.input_spec).to(self.device)

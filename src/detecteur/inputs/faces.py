@@ -25,10 +25,10 @@ import numpy as np
 from PIL import Image
 
 from detecteur.config import Framing
+from detecteur.inputs.preprocess import model_windows
 from detecteur.mediapipe_lean import skip_unused_mediapipe_modules
-from detecteur.preprocess import model_windows
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parents[1] / "assets"
 DEFAULT_DETECTOR_FILE = ASSETS / "face_detection_short_range.tflite"
 # Square crop side = FACE_MARGIN × the larger side of BlazeFace's box (which spans brows to chin): the crop
 # then holds the whole head with a little background, like an aligned FFHQ face.

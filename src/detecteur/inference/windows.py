@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from detecteur.backends import Backend
 from detecteur.config import Framing
-from detecteur.faces import framed_windows
-from detecteur.preprocess import InputSpec
+from detecteur.inputs.faces import framed_windows
+from detecteur.inputs.preprocess import InputSpec
+from detecteur.model.backends import Backend
 
 NUM_LOGITS = 2
 

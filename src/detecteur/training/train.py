@@ -37,7 +37,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from detecteur import __version__, distributed
+from detecteur import __version__
 from detecteur.config import (
     RUN_BEST_MODEL_FILE,
     RUN_CHECKPOINT_FILE,
@@ -45,7 +45,21 @@ from detecteur.config import (
     RUN_METRICS_FILE,
     TrainConfig,
 )
-from detecteur.data import (
+from detecteur.files import atomic_path, atomic_write_text, file_sha256
+from detecteur.model.networks import (
+    ModelFileError,
+    ModelMetadata,
+    autocast_context,
+    build,
+    input_spec_for,
+    load_model,
+    mixed_precision_pays,
+    pick_device,
+    predict_logits,
+    save_model,
+)
+from detecteur.training import distributed
+from detecteur.training.data import (
     ImageRecord,
     draw_shares,
     make_loader,
@@ -59,20 +73,7 @@ from detecteur.data import (
     training_transforms,
     without_sources,
 )
-from detecteur.files import atomic_path, atomic_write_text, file_sha256
-from detecteur.metrics import compute_metrics, fake_probabilities, roc_auc_by_group
-from detecteur.model import (
-    ModelFileError,
-    ModelMetadata,
-    autocast_context,
-    build,
-    input_spec_for,
-    load_model,
-    mixed_precision_pays,
-    pick_device,
-    predict_logits,
-    save_model,
-)
+from detecteur.training.metrics import compute_metrics, fake_probabilities, roc_auc_by_group
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)

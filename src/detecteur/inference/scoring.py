@@ -29,15 +29,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from detecteur.config import BackendName
-from detecteur.engine import Detector, Verdict
 from detecteur.files import atomic_path
-from detecteur.image_source import ImageLimits, read_image_file
-from detecteur.imaging import IMAGE_SUFFIXES, ImageError
+from detecteur.inference.engine import Detector, Verdict
+from detecteur.inputs.decode import IMAGE_SUFFIXES, ImageError
+from detecteur.inputs.image_source import ImageLimits, read_image_file
 
 if TYPE_CHECKING:
     from PIL import Image
 
-    from detecteur.faces import FaceBox
+    from detecteur.inputs.faces import FaceBox
 
 console = Console(stderr=True)
 
@@ -306,7 +306,7 @@ def score_collection(
     be readable at the same paths on every node. Without it, `backend` runs the network (as in the service).
     Rows reach the output in batches of about `flush_every` images.
     """
-    from detecteur.model_file import read_metadata
+    from detecteur.model.file import read_metadata
 
     if not paths:
         raise ScoringError("no image files to score")

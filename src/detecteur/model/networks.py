@@ -22,16 +22,16 @@ from torch import nn
 
 from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch
 from detecteur.files import atomic_path
+from detecteur.inputs.preprocess import InputSpec
 
 # The torch-free half of the model file, re-exported: training code imports these names from here.
-from detecteur.model_file import FORMAT_VERSION as FORMAT_VERSION
-from detecteur.model_file import METADATA_KEY as METADATA_KEY
-from detecteur.model_file import ModelFileError as ModelFileError
-from detecteur.model_file import ModelMetadata as ModelMetadata
-from detecteur.model_file import TrainingStage as TrainingStage
-from detecteur.model_file import read_metadata as read_metadata
-from detecteur.model_file import verify_model_file as verify_model_file
-from detecteur.preprocess import InputSpec
+from detecteur.model.file import FORMAT_VERSION as FORMAT_VERSION
+from detecteur.model.file import METADATA_KEY as METADATA_KEY
+from detecteur.model.file import ModelFileError as ModelFileError
+from detecteur.model.file import ModelMetadata as ModelMetadata
+from detecteur.model.file import TrainingStage as TrainingStage
+from detecteur.model.file import read_metadata as read_metadata
+from detecteur.model.file import verify_model_file as verify_model_file
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 from detecteur.config import AUTHENTIC, SYNTHETIC
-from detecteur.model import member_networks
+from detecteur.model.networks import member_networks
 
 OVERLAY_OPACITY = 0.45
 

@@ -8,13 +8,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from detecteur import plots, stability_report
+from detecteur import stability_report
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
-from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
-from detecteur.evaluate import nested_table
 from detecteur.files import atomic_write_text
-from detecteur.model import ModelFileError, TrainingStage, load_model, read_metadata, save_model, weights_sha256
-from detecteur.train import read_epoch_metrics
+from detecteur.model.networks import (
+    ModelFileError,
+    TrainingStage,
+    load_model,
+    read_metadata,
+    save_model,
+    weights_sha256,
+)
+from detecteur.training import plots
+from detecteur.training.ensemble import ENSEMBLE_KEY, is_ensemble_run
+from detecteur.training.evaluate import nested_table
+from detecteur.training.train import read_epoch_metrics
 
 # Licences as stated in each dataset's PROVENANCE.md (../shared/datasets/*/PROVENANCE.md).
 DATASET_LICENCES = {
@@ -309,7 +317,7 @@ def ship(
 
 def _logo_section(logo: dict[str, Any], figures: Path) -> list[str]:
     """The leave-one-generator-out tables the recipe was chosen by, and the gallery of its worst failures."""
-    from detecteur.logo import logo_markdown
+    from detecteur.training.logo import logo_markdown
 
     gallery = plots.plot_logo_gallery(logo, figures / "logo_failures.png")
     tables = logo_markdown(logo).split("\n", 1)[1].replace("\n## ", "\n### ")

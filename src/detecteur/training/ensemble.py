@@ -17,8 +17,8 @@ from typing import Any
 from detecteur import __version__
 from detecteur.config import ENSEMBLE, RUN_BEST_MODEL_FILE, RUN_CONFIG_FILE, Arch
 from detecteur.files import atomic_write_text
-from detecteur.model import LogitAverage, ModelFileError, ModelMetadata, load_model, save_model
-from detecteur.train import current_git_commit
+from detecteur.model.networks import LogitAverage, ModelFileError, ModelMetadata, load_model, save_model
+from detecteur.training.train import current_git_commit
 
 # In an ensemble run's config.json: the member run directories, in member order.
 ENSEMBLE_KEY = "ensemble"

@@ -24,7 +24,7 @@ from PIL import Image
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from detecteur.config import LABEL_NAMES, SYNTHETIC
-from detecteur.metrics import expected_calibration_error, reliability_bins
+from detecteur.training.metrics import expected_calibration_error, reliability_bins
 
 DPI = 120
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from safetensors import SafetensorError, safe_open
 
 from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch, Framing, Head, ModelArch
-from detecteur.preprocess import InputSpec
+from detecteur.inputs.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from detecteur.files import atomic_path, file_sha256
-from detecteur.metrics import fake_probabilities
-from detecteur.model_file import METADATA_KEY, ModelFileError, ModelMetadata, read_metadata
+from detecteur.model.file import METADATA_KEY, ModelFileError, ModelMetadata, read_metadata
+from detecteur.training.metrics import fake_probabilities
 
 if TYPE_CHECKING:
     import torch
@@ -156,7 +156,7 @@ def export_onnx(model_path: Path, out: Path) -> Path:
     import onnx
     import torch
 
-    from detecteur.model import load_model
+    from detecteur.model.networks import load_model
 
     metadata = read_metadata(model_path)
     model_sha256 = file_sha256(model_path)

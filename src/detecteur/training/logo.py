@@ -25,9 +25,12 @@ from PIL import Image
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
-from detecteur.backends import TorchBackend
 from detecteur.config import AUTHENTIC, RUN_BEST_MODEL_FILE, RUN_METRICS_FILE, SYNTHETIC, TrainConfig
-from detecteur.data import (
+from detecteur.files import atomic_write_text
+from detecteur.inference.windows import region_logits
+from detecteur.model.backends import TorchBackend
+from detecteur.model.networks import ModelMetadata, load_model
+from detecteur.training.data import (
     ImageRecord,
     open_image,
     read_records,
@@ -36,10 +39,7 @@ from detecteur.data import (
     select_split,
     sharpness,
 )
-from detecteur.files import atomic_write_text
-from detecteur.metrics import fake_probabilities
-from detecteur.model import ModelMetadata, load_model
-from detecteur.windows import region_logits
+from detecteur.training.metrics import fake_probabilities
 
 console = Console(stderr=True)
 
@@ -201,7 +201,7 @@ def run_fold(
     recipe: TrainConfig, held_out: str, split_file: Path, run_dir: Path, cross_dataset: Path | None
 ) -> dict[str, Any]:
     """Train (or resume) one fold and score it: the held-out generator, and the cross-dataset folder if given."""
-    from detecteur.train import train
+    from detecteur.training.train import train
 
     config = fold_config(recipe, held_out)
     if not _fold_finished(run_dir, 1 if config.method == "frozen_probe" else config.epochs):

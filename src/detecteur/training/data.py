@@ -28,11 +28,18 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, W
 from torchvision.transforms import v2
 
 from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig, CropFiles, Framing
-from detecteur.faces import FaceBox, canonical_face, encode_face, native_face_crop
 from detecteur.files import atomic_path
-from detecteur.imaging import IMAGE_SUFFIXES, ImageError, decode_image
-from detecteur.preprocess import RESAMPLING, InputSpec, image_to_unit_tensor, laplacian_map, model_windows, preprocess
-from detecteur.synthesis import self_blend
+from detecteur.inputs.decode import IMAGE_SUFFIXES, ImageError, decode_image
+from detecteur.inputs.faces import FaceBox, canonical_face, encode_face, native_face_crop
+from detecteur.inputs.preprocess import (
+    RESAMPLING,
+    InputSpec,
+    image_to_unit_tensor,
+    laplacian_map,
+    model_windows,
+    preprocess,
+)
+from detecteur.training.synthesis import self_blend
 
 CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
 SPLITS = ("train", "val", "test")
@@ -156,7 +163,7 @@ def prepare_faces(roots: Iterable[Path], out_dir: Path, size: int | None, progre
     log `out_dir/faces.csv` says so. Already written crops are kept, so an interrupted run resumes.
     Returns counts: images, with a face, without.
     """
-    from detecteur.faces import FaceFinder
+    from detecteur.inputs.faces import FaceFinder
 
     records = [record for root in roots for record in scan_dataset(root)]
     finder = FaceFinder()

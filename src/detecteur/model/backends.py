@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 from PIL import Image
 
-from detecteur.export import INPUT_NAME, OUTPUT_NAME
-from detecteur.preprocess import InputSpec, preprocess_array
+from detecteur.inputs.preprocess import InputSpec, preprocess_array
+from detecteur.model.export import INPUT_NAME, OUTPUT_NAME
 from detecteur.serving_session import run_options, serving_session
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class TorchBackend:
     def window_logits(self, windows: Sequence[Image.Image], spec: InputSpec) -> np.ndarray:
         import torch
 
-        from detecteur.preprocess import preprocess
+        from detecteur.inputs.preprocess import preprocess
 
         return self.logits(torch.stack([preprocess(window, spec) for window in windows]))
 

@@ -16,8 +16,6 @@ import torch
 from PIL import Image, ImageFilter
 from torch import nn
 
-from detecteur import plots
-from detecteur.backends import TorchBackend
 from detecteur.config import (
     LABEL_NAMES,
     RUN_BEST_MODEL_FILE,
@@ -29,7 +27,13 @@ from detecteur.config import (
     Settings,
     TrainConfig,
 )
-from detecteur.data import (
+from detecteur.files import atomic_write_text
+from detecteur.inference.windows import region_logits
+from detecteur.inputs.preprocess import InputSpec, preprocess
+from detecteur.model.backends import TorchBackend
+from detecteur.model.networks import load_model, pick_device, predict_logits, save_model
+from detecteur.training import plots
+from detecteur.training.data import (
     ImageRecord,
     make_loader,
     open_image,
@@ -38,9 +42,8 @@ from detecteur.data import (
     scan_dataset,
     select_split,
 )
-from detecteur.ensemble import ENSEMBLE_KEY, is_ensemble_run
-from detecteur.files import atomic_write_text
-from detecteur.metrics import (
+from detecteur.training.ensemble import ENSEMBLE_KEY, is_ensemble_run
+from detecteur.training.metrics import (
     FloatArray,
     IntArray,
     choose_threshold,
@@ -51,9 +54,6 @@ from detecteur.metrics import (
     has_both_classes,
     roc_auc_by_group,
 )
-from detecteur.model import load_model, pick_device, predict_logits, save_model
-from detecteur.preprocess import InputSpec, preprocess
-from detecteur.windows import region_logits
 
 
 def _format_value(value: Any) -> str:

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from detecteur.engine import Verdict
-from detecteur.provenance import ContentCredentials, FileMetadata, Provenance
+from detecteur.inference.engine import Verdict
+from detecteur.inference.provenance import ContentCredentials, FileMetadata, Provenance
 
 Strength = Literal["decisive", "strong", "moderate", "weak", "none"]
 Conclusion = Literal["synthetic", "authentic", "inconclusive"]

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from torch import nn
 
 if TYPE_CHECKING:
-    from detecteur.data import ImageRecord
+    from detecteur.training.data import ImageRecord
 
 # --- Self-blended images ------------------------------------------------------------------------------------
 
@@ -76,7 +76,7 @@ def self_blend(image: Image.Image, rng: random.Random) -> Image.Image:
 
 # --- TAEF2 reconstructions ----------------------------------------------------------------------------------
 
-TAEF2_DIR = Path(__file__).resolve().parents[3] / "shared" / "weights" / "taef2"
+TAEF2_DIR = Path(__file__).resolve().parents[4] / "shared" / "weights" / "taef2"
 LATENT_CHANNELS = 32
 TAEF2_GRID = 8  # sides must be a multiple of this
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from detecteur.imaging import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image, read_limited
+from detecteur.inputs.decode import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, decode_image, read_limited
 
 ImageSource = Image.Image | bytes | str | os.PathLike[str]
 

@@ -1,0 +1,1 @@
+"""An upload becoming a verdict: the detector, its windows and heatmaps, video, evidence lines, batch scoring."""
