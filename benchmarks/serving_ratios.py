@@ -34,11 +34,11 @@ from PIL import Image
 
 from detecteur.config import Settings
 from detecteur.inference.engine import DEGRADATIONS
-from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, graph_for_serving
 from detecteur.inputs.faces import FaceFinder, framed_windows, native_face_crop
+from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, graph_for_serving
 from detecteur.model.file import read_metadata
-from detecteur.quantise import serving_graph
-from detecteur.serving_session import serving_session
+from detecteur.model.quantise import serving_graph
+from detecteur.model.serving_session import serving_session
 
 TARGETS = {
     "e2e_p50_over_seed_forward_max": 0.5,

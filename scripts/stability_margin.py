@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from detecteur import stability_report
 from detecteur.config import Settings
 from detecteur.inference.engine import STABILITY_VIEWS, VIEWS, Detector, Verdict, decide, stability_of
 from detecteur.inputs.decode import ImageError, decode_image
+from detecteur.training import stability_report
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"

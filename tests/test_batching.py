@@ -1,4 +1,4 @@
-"""Batching across requests (`detecteur.batching`): deterministic checks, no timing assertions. Concurrent callers
+"""Batching across requests (`inference.batching`): deterministic checks, no timing assertions. Concurrent callers
 are lined up with a barrier in the fake network, so which batch each lands in is decided by the test, not the clock.
 """
 
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detecteur.batching import BatchedBackend, RequestBatcher, announce_request, batched_backend
 from detecteur.config import Settings
+from detecteur.inference.batching import BatchedBackend, RequestBatcher, announce_request, batched_backend
 from detecteur.inference.engine import Detector
-from detecteur.serving_session import optimised_graph_path, release_freed_memory, serving_session
+from detecteur.model.serving_session import optimised_graph_path, release_freed_memory, serving_session
 from tests.test_lean_serving import SAMPLES, native_graph, native_model  # noqa: F401 - shared fixtures
 
 # Long enough that no batch in these tests is ever cut by the clock: they end on a full batch or a request leaving.

@@ -1,4 +1,4 @@
-"""`detecteur.mediapipe_lean`: the face detector loads without mediapipe's drawing and audio modules (a fresh
+"""`detecteur.inputs.mediapipe_lean`: the face detector loads without mediapipe's drawing and audio modules (a fresh
 interpreter, since this one may have imported mediapipe already)."""
 
 from __future__ import annotations

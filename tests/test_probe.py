@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from detecteur.config import TrainConfig
 from detecteur.model.export import export_onnx
-from detecteur.training.logo import fold_config
 from detecteur.model.networks import StageStatisticsProbe, load_model
-from detecteur.probe import fit_logistic
+from detecteur.training.logo import fold_config
+from detecteur.training.probe import fit_logistic
 from detecteur.training.train import train
 from tests.conftest import toy_config
 

@@ -1,4 +1,4 @@
-"""Int8 graphs (`detecteur.quantise`): quantising a small graph, the gates, and which graph the service runs.
+"""Int8 graphs (`detecteur.model.quantise`): quantising a small graph, the gates, and which graph the service runs.
 The figures of the shipped model come from `benchmarks/int8.py`, not from here (no timing, no real data)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from detecteur.files import file_sha256
 from detecteur.model.file import ModelFileError
-from detecteur.quantise import (
+from detecteur.model.quantise import (
     QualityFigures,
     QuantisationError,
     _attach_report,
@@ -23,7 +23,7 @@ from detecteur.quantise import (
     read_int8_report,
     serving_graph,
 )
-from detecteur.serving_session import serving_session
+from detecteur.model.serving_session import serving_session
 from tests.test_lean_serving import native_graph, native_model  # noqa: F401 - shared fixtures
 
 GOOD = QualityFigures(roc_auc=0.99, ece=0.01, accuracy=0.97)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from detecteur import stability_report
 from detecteur.config import Settings
 from detecteur.inference.engine import (
     CHECKOUT_ROOT,
@@ -22,6 +21,7 @@ from detecteur.inference.engine import (
     stability_of,
 )
 from detecteur.model.file import read_metadata
+from detecteur.training import stability_report
 from tests.test_model import metadata_for
 
 METADATA = metadata_for(threshold=0.5, borderline_band=(0.45, 0.55))

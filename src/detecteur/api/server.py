@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from detecteur.api.main import ServiceState, create_app, install_sighup_reload
 from detecteur.config import Settings
-from detecteur.serving_session import tune_allocator
+from detecteur.model.serving_session import tune_allocator
 
 log = logging.getLogger("detecteur.api")
 

@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image
 
-from detecteur.batching import announce_request, batched_backend
 from detecteur.config import BackendName, Settings
+from detecteur.inference.batching import announce_request, batched_backend
 from detecteur.inference.windows import region_logits
 from detecteur.inputs.faces import FaceBox, FaceFinder, framed_windows, native_face_crop
 from detecteur.inputs.image_source import ImageLimits, ImageSource, open_source
 from detecteur.model.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from detecteur.model.export import graph_for_serving
 from detecteur.model.file import ModelFileError, ModelMetadata, read_metadata
-from detecteur.quantise import Precision, serving_graph
-from detecteur.serving_session import release_freed_memory
+from detecteur.model.quantise import Precision, serving_graph
+from detecteur.model.serving_session import release_freed_memory
 from detecteur.training.metrics import fake_probabilities
 
 if TYPE_CHECKING:

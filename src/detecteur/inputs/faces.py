@@ -25,8 +25,8 @@ import numpy as np
 from PIL import Image
 
 from detecteur.config import Framing
+from detecteur.inputs.mediapipe_lean import skip_unused_mediapipe_modules
 from detecteur.inputs.preprocess import model_windows
-from detecteur.mediapipe_lean import skip_unused_mediapipe_modules
 
 ASSETS = Path(__file__).parents[1] / "assets"
 DEFAULT_DETECTOR_FILE = ASSETS / "face_detection_short_range.tflite"

@@ -19,7 +19,7 @@ from PIL import Image
 
 from detecteur.inputs.preprocess import InputSpec, preprocess_array
 from detecteur.model.export import INPUT_NAME, OUTPUT_NAME
-from detecteur.serving_session import run_options, serving_session
+from detecteur.model.serving_session import run_options, serving_session
 
 if TYPE_CHECKING:
     import torch

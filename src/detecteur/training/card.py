@@ -8,7 +8,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from detecteur import stability_report
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
 from detecteur.files import atomic_write_text
 from detecteur.model.networks import (
@@ -19,7 +18,7 @@ from detecteur.model.networks import (
     save_model,
     weights_sha256,
 )
-from detecteur.training import plots
+from detecteur.training import plots, stability_report
 from detecteur.training.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.training.evaluate import nested_table
 from detecteur.training.train import read_epoch_metrics

@@ -226,7 +226,7 @@ def train(
     """Train per `config` on the split in `split_file`; returns the best model file of the run. With
     `distributed_run`, this is one of the processes `torchrun` started (see the module's docstring)."""
     if config.method == "frozen_probe":
-        from detecteur.probe import fit_probe
+        from detecteur.training.probe import fit_probe
 
         return fit_probe(config, split_file, run_dir, current_git_commit)
     device = pick_device(device_name)

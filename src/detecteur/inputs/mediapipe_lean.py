@@ -43,7 +43,7 @@ class _Placeholders(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
         def missing(attribute: str) -> object:
             raise AttributeError(
-                f"{name}.{attribute}: {name} is not loaded in this process (detecteur.mediapipe_lean skips it)"
+                f"{name}.{attribute}: {name} is not loaded in this process (detecteur.inputs.mediapipe_lean skips it)"
             )
 
         module.__getattr__ = missing  # type: ignore[method-assign]

@@ -24,8 +24,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from detecteur.model.export import default_cache_dir
 from detecteur.files import atomic_path
+from detecteur.model.export import default_cache_dir
 
 log = logging.getLogger(__name__)
 

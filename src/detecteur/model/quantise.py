@@ -25,11 +25,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, SOURCE_SHA256_KEY, graph_for_serving, onnx_metadata_props
 from detecteur.files import atomic_path, file_sha256
-from detecteur.training.metrics import compute_metrics, expected_calibration_error, fake_probabilities
+from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, SOURCE_SHA256_KEY, graph_for_serving, onnx_metadata_props
 from detecteur.model.file import METADATA_KEY, ModelFileError, ModelMetadata, read_metadata
-from detecteur.serving_session import serving_session
+from detecteur.model.serving_session import serving_session
+from detecteur.training.metrics import compute_metrics, expected_calibration_error, fake_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,9 @@ def model_inputs(paths: Sequence[Path], metadata: ModelMetadata) -> tuple[np.nda
     """The preprocessed network inputs of face crop files, as the service makes them (`preprocess_array`), and how
     many windows each file gave: canonical crops are the model's input already (one window), native crops give the
     windows of the model's framing, whose logits the service averages."""
-    from detecteur.training.data import open_image
     from detecteur.inputs.faces import framed_windows
     from detecteur.inputs.preprocess import preprocess_array
+    from detecteur.training.data import open_image
 
     framing = metadata.framing if metadata.framing == "native_face_crop" else "whole_image"
     inputs, counts = [], []

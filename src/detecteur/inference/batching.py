@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from detecteur.model.backends import Backend, OnnxRuntimeBackend
 from detecteur.inputs.preprocess import InputSpec, preprocess_array
+from detecteur.model.backends import Backend, OnnxRuntimeBackend
 
 
 @dataclass

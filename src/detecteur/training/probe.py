@@ -37,6 +37,16 @@ from detecteur.config import (
     SYNTHETIC,
     TrainConfig,
 )
+from detecteur.files import atomic_path, atomic_write_text, file_sha256
+from detecteur.inputs.preprocess import model_windows, preprocess
+from detecteur.model.networks import (
+    ModelMetadata,
+    StageStatisticsProbe,
+    autocast_context,
+    input_spec_for,
+    mixed_precision_pays,
+    save_model,
+)
 from detecteur.training.data import (
     ImageRecord,
     TrainingTransform,
@@ -50,17 +60,7 @@ from detecteur.training.data import (
     summarise,
     without_sources,
 )
-from detecteur.files import atomic_path, atomic_write_text, file_sha256
 from detecteur.training.metrics import roc_auc_by_group
-from detecteur.model.networks import (
-    ModelMetadata,
-    StageStatisticsProbe,
-    autocast_context,
-    input_spec_for,
-    mixed_precision_pays,
-    save_model,
-)
-from detecteur.inputs.preprocess import model_windows, preprocess
 from detecteur.training.synthesis import self_blend
 
 console = Console(stderr=True)
