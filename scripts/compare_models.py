@@ -22,9 +22,9 @@ from detecteur.config import AUTHENTIC, SYNTHETIC
 from detecteur.inference.windows import region_logits
 from detecteur.model.backends import TorchBackend
 from detecteur.model.networks import load_model
+from detecteur.model.probabilities import fake_probabilities
 from detecteur.training.data import open_image, read_records, select_split
 from detecteur.training.logo import CONDITIONS, web_version
-from detecteur.training.metrics import fake_probabilities
 
 
 def compare(split_file: Path, model_files: list[Path]) -> str:

@@ -10,13 +10,13 @@ import pytest
 from scipy.special import expit, logit, softmax
 from sklearn.calibration import calibration_curve
 
+from detecteur.model.probabilities import fake_probabilities
 from detecteur.training.evaluate import write_report
 from detecteur.training.metrics import (
     choose_threshold,
     compute_metrics,
     equal_error_rate,
     expected_calibration_error,
-    fake_probabilities,
     fit_temperature,
     reliability_bins,
     roc_auc_by_group,

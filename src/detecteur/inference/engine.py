@@ -25,7 +25,7 @@ from detecteur.inputs.image_source import ImageLimits, ImageSource, open_source
 from detecteur.model.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from detecteur.model.export import graph_for_serving
 from detecteur.model.file import ModelFileError, ModelMetadata, read_metadata
-from detecteur.training.metrics import fake_probabilities
+from detecteur.model.probabilities import fake_probabilities
 
 if TYPE_CHECKING:
     import torch

@@ -32,6 +32,7 @@ from detecteur.inference.windows import region_logits
 from detecteur.inputs.preprocess import InputSpec, preprocess
 from detecteur.model.backends import TorchBackend
 from detecteur.model.networks import load_model, pick_device, predict_logits, save_model
+from detecteur.model.probabilities import FloatArray, fake_probabilities
 from detecteur.training import plots
 from detecteur.training.data import (
     ImageRecord,
@@ -44,12 +45,10 @@ from detecteur.training.data import (
 )
 from detecteur.training.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.training.metrics import (
-    FloatArray,
     IntArray,
     choose_threshold,
     compute_metrics,
     expected_calibration_error,
-    fake_probabilities,
     fit_temperature,
     has_both_classes,
     roc_auc_by_group,

@@ -30,6 +30,7 @@ from detecteur.files import atomic_write_text
 from detecteur.inference.windows import region_logits
 from detecteur.model.backends import TorchBackend
 from detecteur.model.networks import ModelMetadata, load_model
+from detecteur.model.probabilities import fake_probabilities
 from detecteur.training.data import (
     ImageRecord,
     open_image,
@@ -39,7 +40,6 @@ from detecteur.training.data import (
     select_split,
     sharpness,
 )
-from detecteur.training.metrics import fake_probabilities
 
 console = Console(stderr=True)
 

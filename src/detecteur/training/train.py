@@ -58,6 +58,7 @@ from detecteur.model.networks import (
     predict_logits,
     save_model,
 )
+from detecteur.model.probabilities import fake_probabilities
 from detecteur.training import distributed
 from detecteur.training.data import (
     ImageRecord,
@@ -73,7 +74,7 @@ from detecteur.training.data import (
     training_transforms,
     without_sources,
 )
-from detecteur.training.metrics import compute_metrics, fake_probabilities, roc_auc_by_group
+from detecteur.training.metrics import compute_metrics, roc_auc_by_group
 
 log = logging.getLogger(__name__)
 console = Console(stderr=True)
