@@ -167,7 +167,7 @@ def train(
 
     from detecteur.inputs.decode import ImageError
     from detecteur.training.data import DataError
-    from detecteur.training.train import RunError
+    from detecteur.training.runs import RunError
     from detecteur.training.train import train as run_training
 
     try:
@@ -236,6 +236,7 @@ def evaluate(
     a recipe's leave-one-generator-out sweep (its fold runs go to runs/logo-<recipe>/)."""
     from detecteur.inputs.decode import ImageError
     from detecteur.model.file import ModelFileError
+    from detecteur.training.calibrate import save_calibrated_model
     from detecteur.training.data import DataError
     from detecteur.training.evaluate import evaluate_folder, evaluate_run
 
@@ -244,7 +245,9 @@ def evaluate(
         return
     try:
         if run is not None:
-            report = evaluate_run(run, out_dir=out, device_name=device, robustness=robustness)
+            evaluation = evaluate_run(run, out_dir=out, device_name=device, robustness=robustness)
+            save_calibrated_model(run, evaluation)
+            report = evaluation.report
         elif model is not None and data is not None:
             report = evaluate_folder(
                 model, data, out_dir=out, device_name=device, crop_files="native" if native_crops else "canonical"
