@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -355,6 +354,7 @@ def history(
 
 
 def _image_result(path: Path, judged: ImageVerdict, provenance: Provenance | None = None) -> dict[str, object]:
+    from detecteur.api.responses import face_results
     from detecteur.inference.evidence import evidence_report
 
     top = judged.most_suspicious.verdict
@@ -364,14 +364,8 @@ def _image_result(path: Path, judged: ImageVerdict, provenance: Provenance | Non
         "fake_probability": top.fake_probability,
         "confidence": top.confidence,
         "face_detected": judged.face_detected,
-        "faces": [
-            {
-                "box": asdict(face.box) if face.box else None,
-                **asdict(face.verdict),
-                "stability": asdict(face.stability) if face.stability else None,
-            }
-            for face in judged.faces
-        ],
+        # The API's per-face records; a heatmap is the dashboard's, not the terminal's.
+        "faces": [face.model_dump(exclude={"heatmap_png"}) for face in face_results(judged)],
     }
     if provenance is not None:
         result["evidence"] = evidence_report(top, judged.face_detected, provenance)
@@ -389,6 +383,8 @@ def _image_evidence_text(result: dict[str, object]) -> str:
 
 
 def _video_result(path: Path, judged: VideoVerdict) -> dict[str, object]:
+    from detecteur.api.responses import track_results
+
     top = judged.most_suspicious
     return {
         "video": str(path),
@@ -399,19 +395,8 @@ def _video_result(path: Path, judged: VideoVerdict) -> dict[str, object]:
         "most_suspicious_track": top.track_id,
         "duration_s": judged.info.duration_s,
         "frames_sampled": judged.info.frames_sampled,
-        "tracks": [
-            {
-                "track_id": track.track_id,
-                "frames_seen": len(track.faces),
-                "first_s": track.faces[0].time_s,
-                "last_s": track.faces[-1].time_s,
-                "fake_probability": track.mean_fake_probability,
-                "fraction_over_threshold": track.fraction_over_threshold,
-                "verdict": track.verdict.verdict,
-                "confidence": track.verdict.confidence,
-            }
-            for track in judged.tracks
-        ],
+        # The API's per-track records, without the face in each frame.
+        "tracks": [track.model_dump(exclude={"faces"}) for track in track_results(judged)],
     }
 
 
