@@ -461,7 +461,8 @@ def predict(
         )
     except ModelFileError as error:
         raise _fail(str(error)) from error
-    from detecteur.inference.video import VideoError, VideoLimits, is_video_file, judge_video
+    from detecteur.inference.video import judge_video
+    from detecteur.inputs.video_frames import VideoError, VideoLimits, is_video_file
 
     video_paths = [path for path in images if is_video_file(path)]
     images = [path for path in images if path not in video_paths]

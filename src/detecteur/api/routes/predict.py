@@ -31,8 +31,9 @@ from detecteur.cases.store import NewCase
 from detecteur.config import Settings
 from detecteur.inference.engine import EXPLAIN_NEEDS_TORCH, Detector, ImageVerdict
 from detecteur.inference.provenance import read_provenance
-from detecteur.inference.video import VideoLimits, judge_video
+from detecteur.inference.video import judge_video
 from detecteur.inputs.decode import decode_image, read_limited
+from detecteur.inputs.video_frames import VideoLimits
 
 log = logging.getLogger("detecteur.api")
 router = APIRouter()
