@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
+
+from detecteur.api.routes import flat_routes
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -70,15 +72,8 @@ class Telemetry:
 def _route_template(request: Request) -> str:
     """The route's path template (`/v1/predict`), never the raw URL: unknown paths share one label so a
     scanner cannot blow up the metric's cardinality."""
-    for route in _routes(request.app.router.routes):
+    for route in flat_routes(request.app.router.routes):
         match, _ = route.matches(request.scope)
         if match == Match.FULL:
             return str(getattr(route, "path", "other"))
     return "unmatched"
-
-
-def _routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
-    """The routes as they are matched: an included `APIRouter` (FastAPI keeps it whole) stands for its own."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        yield from _routes(included.routes) if included is not None else [route]
