@@ -24,7 +24,7 @@ from detecteur.inference.engine import Detector
 from detecteur.inputs.preprocess import preprocess
 from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, ensure_onnx, onnx_session
 from detecteur.model.networks import load_model
-from detecteur.training.metrics import fake_probabilities
+from detecteur.model.probabilities import fake_probabilities
 
 Runner = Callable[[torch.Tensor], object]
 

@@ -19,8 +19,10 @@ from typing import Any
 
 from detecteur.config import TrainConfig
 from detecteur.files import atomic_write_text
+from detecteur.training.calibrate import save_calibrated_model
 from detecteur.training.evaluate import evaluate_run
-from detecteur.training.train import read_epoch_metrics, train
+from detecteur.training.runs import best_epoch, read_epochs
+from detecteur.training.train import train
 
 METRICS = ("roc_auc", "accuracy", "precision", "recall", "f1", "eer", "ece")
 
@@ -31,9 +33,9 @@ def run_cell(base: TrainConfig, split: Path, out: Path, name: str, **changes: An
     if not report_file.is_file():  # finished runs are kept: the script resumes where it stopped
         config = TrainConfig.model_validate(base.model_dump() | changes)
         train(config, split, run_dir, resume=(run_dir / "checkpoint.pt").exists())
-        evaluate_run(run_dir)
+        save_calibrated_model(run_dir, evaluate_run(run_dir))
     report = json.loads(report_file.read_text())
-    best_val_auc = max(epoch["val_auc"] for epoch in read_epoch_metrics(run_dir))
+    best_val_auc = best_epoch(read_epochs(run_dir)).val_auc
     return {"name": name, "val_auc": best_val_auc, **{key: report[key] for key in METRICS}}
 
 

@@ -15,16 +15,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.metrics import roc_auc_score
 
 from detecteur.config import AUTHENTIC, SYNTHETIC
-from detecteur.inference.windows import region_logits
-from detecteur.model.backends import TorchBackend
+from detecteur.inference.windows import network_region_logits
 from detecteur.model.networks import load_model
+from detecteur.model.probabilities import fake_probabilities
 from detecteur.training.data import open_image, read_records, select_split
 from detecteur.training.logo import CONDITIONS, web_version
-from detecteur.training.metrics import fake_probabilities
 
 
 def compare(split_file: Path, model_files: list[Path]) -> str:
@@ -39,9 +37,8 @@ def compare(split_file: Path, model_files: list[Path]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * 2 + " ---: |" * (len(header) - 2)]
     for model_file in model_files:
         model, metadata = load_model(model_file)
-        backend = TorchBackend(model, torch.device("cpu"))
         for condition in CONDITIONS:
-            logits = region_logits(backend, metadata.input_spec, metadata.framing, views[condition])
+            logits = network_region_logits(model, metadata.input_spec, metadata.framing, views[condition])
             probabilities = fake_probabilities(logits, metadata.temperature, metadata.logit_adjustment)
             flagged = probabilities >= metadata.threshold
             reals = labels == AUTHENTIC

@@ -27,7 +27,8 @@ from sklearn.preprocessing import StandardScaler
 from detecteur.config import TrainConfig
 from detecteur.files import atomic_write_text
 from detecteur.inputs.preprocess import image_to_unit_tensor
-from detecteur.training.data import read_records, sampling_weights, sharpness
+from detecteur.training.data import read_records
+from detecteur.training.sampling import sampling_weights, sharpness
 
 COLUMNS = {
     "original_jpeg_table_auc": "JPEG table (original)",
@@ -39,7 +40,7 @@ COLUMNS = {
 
 
 def sharpness_and_blockiness(image: Image.Image) -> tuple[float, float]:
-    """`data.sharpness` (the statistic training balances on), and the JPEG 8×8 grid's share of horizontal
+    """`sampling.sharpness` (the statistic training balances on), and the JPEG 8×8 grid's share of horizontal
     pixel differences."""
     gray = image_to_unit_tensor(image).mean(dim=0).numpy()
     differences = np.abs(np.diff(gray, axis=1)).mean(axis=0)

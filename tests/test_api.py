@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from detecteur.api.main import create_app, threshold_centred
+from detecteur.api.main import create_app
+from detecteur.api.routes.predict import threshold_centred
 from detecteur.config import Settings
 from detecteur.inference.engine import STABILITY_VIEWS, Detector, decide
 from detecteur.model.networks import build, read_metadata, save_model

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from detecteur.model.networks import ModelFileError, load_model, read_metadata, save_model
+from detecteur.training.calibrate import save_calibrated_model
 from detecteur.training.card import ship
 from detecteur.training.evaluate import evaluate_run
 from detecteur.training.train import train
@@ -15,7 +16,7 @@ from tests.conftest import toy_config
 
 @pytest.fixture(scope="module")
 def shipped(toy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    evaluate_run(toy_run)
+    save_calibrated_model(toy_run, evaluate_run(toy_run))
     models_dir = tmp_path_factory.mktemp("models")
     return ship(toy_run, models_dir, "9.9.9"), models_dir
 
@@ -65,7 +66,7 @@ def test_the_card_and_its_shipped_report_name_images_without_this_machines_direc
 
 def _fine_tune(start: Path, toy_split: Path, run_dir: Path) -> Path:
     train(toy_config(epochs=1, lr=1e-4, init_weights=start, max_train_images=32), toy_split, run_dir)
-    evaluate_run(run_dir)
+    save_calibrated_model(run_dir, evaluate_run(run_dir))
     return run_dir
 
 

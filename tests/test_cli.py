@@ -10,6 +10,7 @@ from detecteur.cli import app
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE
 from detecteur.inference.engine import STABILITY_VIEWS, decide
 from detecteur.model.networks import read_metadata
+from detecteur.training.calibrate import save_calibrated_model
 from detecteur.training.evaluate import evaluate_run
 from tests import provenance_fixtures
 from tests.toy_data import make_toy_dataset
@@ -19,7 +20,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def calibrated_model(toy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    evaluate_run(toy_run, out_dir=tmp_path_factory.mktemp("cli-report"))
+    save_calibrated_model(toy_run, evaluate_run(toy_run, out_dir=tmp_path_factory.mktemp("cli-report")))
     return toy_run / RUN_CALIBRATED_MODEL_FILE
 
 

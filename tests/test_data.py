@@ -136,7 +136,7 @@ def test_real_stylegan_ffhq_split_is_subject_independent_and_balanced() -> None:
 def test_sharpness_balancing_leaves_sharpness_no_information_about_the_label() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from detecteur.training.data import sharpness_balancing_weights
+    from detecteur.training.sampling import sharpness_balancing_weights
 
     rng = np.random.default_rng(0)
     # Fakes sharper on average than reals: a shortcut with AUC well above chance.
@@ -157,7 +157,7 @@ def _records(groups: dict[tuple[str, int], int]) -> list[ImageRecord]:
 
 
 def test_source_balancing_gives_every_source_and_class_the_same_share_of_draws() -> None:
-    from detecteur.training.data import draw_shares, source_balancing_weights
+    from detecteur.training.sampling import draw_shares, source_balancing_weights
 
     records = _records({("big", 0): 900, ("big", 1): 300, ("small", 0): 50, ("small", 1): 10})
     shares = draw_shares(records, source_balancing_weights(records))
@@ -168,7 +168,7 @@ def test_source_balancing_gives_every_source_and_class_the_same_share_of_draws()
 def test_sharpness_balancing_on_top_of_source_balancing_still_leaves_sharpness_no_information() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from detecteur.training.data import draw_shares, sampling_weights
+    from detecteur.training.sampling import draw_shares, sampling_weights
 
     rng = np.random.default_rng(0)
     # A large blurry real source and a small sharp fake one: sharpness is a shortcut, and the small fakes are rare.
@@ -188,7 +188,7 @@ def test_sharpness_balancing_on_top_of_source_balancing_still_leaves_sharpness_n
 def test_a_blurred_image_is_less_sharp() -> None:
     from PIL import ImageFilter
 
-    from detecteur.training.data import sharpness
+    from detecteur.training.sampling import sharpness
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8))
     assert sharpness(image.filter(ImageFilter.GaussianBlur(2))) < sharpness(image) - 1.0

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from detecteur.api.main import create_app
+from detecteur.api.routes import flat_routes
 from detecteur.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,7 +175,7 @@ def test_probes_ports_and_environment_agree_with_the_service(instructions: list[
         settings_variable(variable)
     [port] = container["ports"]
     assert port["containerPort"] == int(environment["DETECTEUR_PORT"])
-    routes = {getattr(route, "path", None) for route in create_app(Settings()).routes}
+    routes = {getattr(route, "path", None) for route in flat_routes(create_app(Settings()).routes)}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/health", "port": port["name"]}
         assert "/health" in routes

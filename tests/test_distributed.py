@@ -12,7 +12,8 @@ import torch
 from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, TrainConfig
 from detecteur.model.networks import input_spec_for, read_metadata
 from detecteur.training.data import make_loader, read_records, select_split
-from detecteur.training.train import RunError, read_epoch_metrics, train
+from detecteur.training.runs import RunError, read_epochs
+from detecteur.training.train import train
 from tests.conftest import toy_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +56,9 @@ def test_ddp_under_torchrun_writes_the_same_run_files_as_one_process(toy_split: 
     description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
     assert description["processes"] == 2
     assert description["config"] == config.model_dump(mode="json")
-    [epoch] = read_epoch_metrics(run_dir)  # written once, by the main process only
-    assert epoch["epoch"] == 1 and 0.0 <= epoch["val_auc"] <= 1.0 and epoch["images_per_second"] > 0
+    [epoch] = read_epochs(run_dir)  # written once, by the main process only
+    assert epoch.epoch == 1 and 0.0 <= epoch.val_auc <= 1.0 and epoch.images_per_second
+
     assert read_metadata(run_dir / RUN_BEST_MODEL_FILE).metrics["epoch"] == 1
     checkpoint = torch.load(run_dir / RUN_CHECKPOINT_FILE, weights_only=True)
     assert checkpoint["epoch"] == 1

@@ -20,6 +20,7 @@ from detecteur.inference.engine import Detector
 from detecteur.inference.explain import grad_cam
 from detecteur.model.export import MAX_PROBABILITY_DIFFERENCE
 from detecteur.model.networks import LogitAverage, build, load_model, read_metadata, save_model
+from detecteur.training.calibrate import save_calibrated_model
 from detecteur.training.card import ship
 from detecteur.training.ensemble import EnsembleError, combine_runs
 from detecteur.training.evaluate import evaluate_run
@@ -66,7 +67,9 @@ def test_an_ensemble_is_evaluated_and_shipped_like_a_trained_run(
 ) -> None:
     run_dir = tmp_path / "toy-ensemble"
     shutil.copytree(ensemble_run, run_dir)
-    report = evaluate_run(run_dir)
+    evaluation = evaluate_run(run_dir)
+    save_calibrated_model(run_dir, evaluation)
+    report = evaluation.report
     names = {Path(figure).name for figure in report["figures"]}
     assert {"training_curves_toy.png", "training_curves_toy-lite2.png", "roc.png"} <= names
     assert "training_curves.png" not in names

@@ -9,6 +9,7 @@ from PIL import Image
 
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE
 from detecteur.model.networks import read_metadata
+from detecteur.training.calibrate import save_calibrated_model
 from detecteur.training.evaluate import PERTURBATIONS, evaluate_folder, evaluate_run, utkface_groups
 
 FIGURES = (
@@ -22,7 +23,12 @@ FIGURES = (
 
 @pytest.fixture(scope="module")
 def run_report(toy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    return evaluate_run(toy_run, out_dir=tmp_path_factory.mktemp("report"), robustness=True)
+    (toy_run / RUN_CALIBRATED_MODEL_FILE).unlink(missing_ok=True)
+    evaluation = evaluate_run(toy_run, out_dir=tmp_path_factory.mktemp("report"), robustness=True)
+    # Evaluating writes the report only; the calibrated model file is its own step.
+    assert not (toy_run / RUN_CALIBRATED_MODEL_FILE).exists()
+    save_calibrated_model(toy_run, evaluation)
+    return evaluation.report
 
 
 def test_evaluation_reports_test_metrics_and_draws_every_plot(run_report: dict[str, object]) -> None:

@@ -23,7 +23,8 @@ from detecteur.cli import app as cli
 from detecteur.config import RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, Settings
 from detecteur.files import file_sha256
 from detecteur.model.networks import METADATA_KEY, ModelFileError, build, load_model, save_model, verify_model_file
-from detecteur.training.train import read_epoch_metrics, train
+from detecteur.training.runs import read_epochs
+from detecteur.training.train import train
 from tests.conftest import toy_config
 from tests.test_api import FACE
 from tests.test_model import metadata_for
@@ -65,12 +66,12 @@ def test_training_killed_mid_epoch_resumes_to_the_end_on_the_same_split(toy_spli
     trainer = multiprocessing.get_context("fork").Process(target=train_tiny, args=(toy_split, run_dir))
     trainer.start()
     deadline = time.monotonic() + 180
-    while not ((run_dir / RUN_CHECKPOINT_FILE).exists() and read_epoch_metrics(run_dir)):
+    while not ((run_dir / RUN_CHECKPOINT_FILE).exists() and read_epochs(run_dir)):
         assert trainer.is_alive(), f"training failed (exit code {trainer.exitcode})"
         assert time.monotonic() < deadline, "epoch 1 never finished"
         time.sleep(0.02)
     # Half an epoch into epoch 2.
-    time.sleep(read_epoch_metrics(run_dir)[0]["seconds"] / 2)
+    time.sleep(read_epochs(run_dir)[0].seconds / 2)
     os.kill(trainer.pid, signal.SIGKILL)
     trainer.join(timeout=30)
     assert trainer.exitcode == -signal.SIGKILL
@@ -79,7 +80,7 @@ def test_training_killed_mid_epoch_resumes_to_the_end_on_the_same_split(toy_spli
 
     best = train(toy_config(epochs=3, **TINY), toy_split, run_dir, resume=True)
 
-    assert [record["epoch"] for record in read_epoch_metrics(run_dir)] == [1, 2, 3]
+    assert [record.epoch for record in read_epochs(run_dir)] == [1, 2, 3]
     assert checkpoint_epoch(run_dir) == 3
     run_config = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
     assert run_config["split_sha256"] == file_sha256(toy_split)

@@ -9,9 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from detecteur.cli import app
+from detecteur.training.calibrate import save_calibrated_model
 from detecteur.training.card import ship
 from detecteur.training.evaluate import evaluate_run
 from detecteur.training.history import HISTORY_FIGURE, HISTORY_MARKDOWN, write_history
+from detecteur.training.metrics import compute_metrics
 
 
 def _started_at(run_dir: Path, timestamp: float) -> None:
@@ -25,7 +27,7 @@ def runs_and_models(toy_run: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     runs = tmp_path_factory.mktemp("history") / "runs"
     released = runs / "released"
     shutil.copytree(toy_run, released)
-    evaluate_run(released)
+    save_calibrated_model(released, evaluate_run(released))
     models = runs.parent / "models"
     ship(released, models, "9.9.9")
     cell = runs / "ablation" / "cell-seed0"
@@ -95,7 +97,10 @@ def test_an_evaluated_ensemble_is_listed_as_made_of_its_members(
     combined = tmp_path / "runs" / "combined"
     shutil.copytree(runs, tmp_path / "runs", dirs_exist_ok=True)
     combined.mkdir()
-    report = {"validation": {"roc_auc": 0.875, "roc_auc_by_source": {"stylegan-ffhq": 0.625}}, "roc_auc": 0.75}
+    # A report as `evaluate` writes it: the headline metrics, then the validation figures history reads.
+    headline = compute_metrics([0, 1, 0, 1], [0.2, 0.8, 0.6, 0.4], threshold=0.5) | {"roc_auc": 0.75}
+    validation = {"roc_auc": 0.875, "roc_auc_by_source": {"stylegan-ffhq": 0.625}}
+    report = {"dataset": "split.csv (test split)", "model": "0+combined", **headline, "validation": validation}
     description = json.loads((runs / "released" / "config.json").read_text())
     (combined / "config.json").write_text(
         json.dumps(description | {"ensemble": [str(runs / "released"), str(runs / "trained-only")]})

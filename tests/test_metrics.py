@@ -7,16 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 from scipy.special import expit, logit, softmax
 from sklearn.calibration import calibration_curve
 
+from detecteur.model.probabilities import fake_probabilities
 from detecteur.training.evaluate import write_report
 from detecteur.training.metrics import (
     choose_threshold,
     compute_metrics,
     equal_error_rate,
     expected_calibration_error,
-    fake_probabilities,
     fit_temperature,
     reliability_bins,
     roc_auc_by_group,
@@ -223,12 +224,19 @@ def test_choose_threshold_returns_one_half_when_only_one_class_is_present() -> N
 
 
 def test_write_report_writes_json_and_markdown_with_the_values(tmp_path: Path) -> None:
-    report = compute_metrics(KNOWN_LABELS, KNOWN_PROBS, threshold=0.5)
+    report = {"dataset": "known", "model": "0+test", **compute_metrics(KNOWN_LABELS, KNOWN_PROBS, threshold=0.5)}
     report["per_source"] = {
         "stylegan2": compute_metrics(np.array([1, 1]), np.array([0.4, 0.9]), threshold=0.5),
         "ffhq": compute_metrics(np.array([0, 0]), np.array([0.1, 0.6]), threshold=0.5),
     }
-    report["calibration"] = {"temperature": 1.7, "ece_before": 0.12345, "ece_after": 0.01}
+    report["calibration"] = {
+        "logit_adjustment": [0.0, 0.0],
+        "temperature": 1.7,
+        "ece_before": 0.12345,
+        "ece_after": 0.01,
+        "val_ece_before": 0.2,
+        "val_ece_after": 0.02,
+    }
     directory = tmp_path / "eval"
 
     write_report(report, directory)
@@ -245,10 +253,18 @@ def test_write_report_writes_json_and_markdown_with_the_values(tmp_path: Path) -
     assert sorted(path.name for path in directory.iterdir()) == ["report.json", "report.md"]
 
 
+def test_a_report_missing_its_headline_metrics_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError):
+        write_report({"dataset": "known", "model": "0+test", "accuracy": 0.25}, tmp_path)
+    assert not (tmp_path / "report.json").exists()
+
+
 def test_write_report_replaces_an_existing_report(tmp_path: Path) -> None:
-    write_report({"accuracy": 0.25}, tmp_path)
-    write_report({"accuracy": 0.75}, tmp_path)
-    assert json.loads((tmp_path / "report.json").read_text()) == {"accuracy": 0.75}
+    first = {"dataset": "known", "model": "0+test", **compute_metrics(KNOWN_LABELS, KNOWN_PROBS, threshold=0.5)}
+    second = {**first, "accuracy": 0.75}
+    write_report({**first, "accuracy": 0.25}, tmp_path)
+    write_report(second, tmp_path)
+    assert json.loads((tmp_path / "report.json").read_text()) == second
     assert "0.7500" in (tmp_path / "report.md").read_text()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["report.json", "report.md"]
 

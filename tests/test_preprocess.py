@@ -10,7 +10,7 @@ from PIL import Image
 from detecteur.config import AugmentConfig
 from detecteur.inputs.preprocess import LAPLACIAN_KERNEL, InputSpec, preprocess
 from detecteur.model.networks import input_spec_for
-from detecteur.training.data import BlockShift, TrainingTransform
+from detecteur.training.augment import BlockShift, TrainingTransform
 
 SPEC = InputSpec(input_size=32, in_chans=4, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 

@@ -14,17 +14,18 @@ import torch
 from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CHECKPOINT_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE, TrainConfig
 from detecteur.files import file_sha256
 from detecteur.model.networks import load_model, read_metadata
-from detecteur.training.train import RunError, epoch_learning_rate, read_epoch_metrics, train
+from detecteur.training.runs import RunError, read_epochs
+from detecteur.training.train import epoch_learning_rate, train
 from tests.conftest import toy_config
 
 
 def test_a_short_run_learns_the_toy_task_well_above_chance(toy_run: Path) -> None:
-    epochs = read_epoch_metrics(toy_run)
-    assert [e["epoch"] for e in epochs] == [1, 2]
-    assert max(e["val_auc"] for e in epochs) > 0.85
-    assert all(e["images_per_second"] > 0 for e in epochs)
-    assert all(set(e["val_auc_by_source"]) == {"toyset"} for e in epochs)
-    assert epochs[-1]["val_auc_by_source"]["toyset"] == pytest.approx(epochs[-1]["val_auc"])
+    epochs = read_epochs(toy_run)
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert max(e.val_auc for e in epochs) > 0.85
+    assert all(e.images_per_second and e.images_per_second > 0 for e in epochs)
+    assert all(set(e.val_auc_by_source) == {"toyset"} for e in epochs)
+    assert epochs[-1].val_auc_by_source["toyset"] == pytest.approx(epochs[-1].val_auc)
 
 
 def test_a_run_writes_its_config_checkpoint_and_best_model(toy_run: Path, toy_split: Path) -> None:
@@ -34,7 +35,7 @@ def test_a_run_writes_its_config_checkpoint_and_best_model(toy_run: Path, toy_sp
     assert description["data_summary"]["train"] == {"toyset/fake": 64, "toyset/real": 64}
     metadata = read_metadata(toy_run / RUN_BEST_MODEL_FILE)
     assert metadata.arch == "efficientnet_lite0" and metadata.in_chans == 4 and metadata.input_size == 64
-    assert metadata.metrics["val_auc_at_training"] == max(e["val_auc"] for e in read_epoch_metrics(toy_run))
+    assert metadata.metrics["val_auc_at_training"] == max(e.val_auc for e in read_epochs(toy_run))
     checkpoint = torch.load(toy_run / RUN_CHECKPOINT_FILE, weights_only=True)
     assert checkpoint["epoch"] == 2
 
@@ -49,12 +50,12 @@ def test_resume_continues_after_the_last_finished_epoch(toy_run: Path, toy_split
     shutil.copytree(toy_run, run_dir)
     # An epoch line past the checkpoint (the process died between the two writes) must be dropped.
     with (run_dir / RUN_METRICS_FILE).open("a") as metrics:
-        metrics.write(json.dumps({"epoch": 3, "val_auc": 0.0}) + "\n")
+        metrics.write(read_epochs(toy_run)[-1].model_copy(update={"epoch": 3, "val_auc": 0.0}).to_json() + "\n")
     train(toy_config(epochs=3), toy_split, run_dir, resume=True)
-    epochs = read_epoch_metrics(run_dir)
-    assert [e["epoch"] for e in epochs] == [1, 2, 3]
-    assert epochs[:2] == read_epoch_metrics(toy_run)
-    assert epochs[2]["val_auc"] > 0.5
+    epochs = read_epochs(run_dir)
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert epochs[:2] == read_epochs(toy_run)
+    assert epochs[2].val_auc > 0.5
     assert torch.load(run_dir / RUN_CHECKPOINT_FILE, weights_only=True)["epoch"] == 3
 
 
@@ -73,7 +74,7 @@ def test_resume_accepts_a_run_started_before_a_setting_existed(toy_run: Path, to
         del checkpoint["config"][added_later]
     torch.save(checkpoint, run_dir / RUN_CHECKPOINT_FILE)
     train(toy_config(epochs=3), toy_split, run_dir, resume=True)
-    assert [e["epoch"] for e in read_epoch_metrics(run_dir)] == [1, 2, 3]
+    assert [e.epoch for e in read_epochs(run_dir)] == [1, 2, 3]
 
 
 def test_the_cosine_schedule_falls_from_lr_towards_min_lr_and_constant_stays() -> None:
@@ -89,7 +90,7 @@ def test_the_cosine_schedule_falls_from_lr_towards_min_lr_and_constant_stays() -
 def test_a_cosine_run_logs_the_learning_rate_of_each_epoch(toy_split: Path, tmp_path: Path) -> None:
     config = toy_config(epochs=2, lr=1e-3, lr_schedule="cosine", min_lr=0.0, max_train_images=32)
     train(config, toy_split, tmp_path / "cosine")
-    logged = [e["lr"] for e in read_epoch_metrics(tmp_path / "cosine")]
+    logged = [e.lr for e in read_epochs(tmp_path / "cosine")]
     assert logged == pytest.approx([1e-3, 5e-4])
 
 

@@ -11,23 +11,19 @@ import pytest
 from PIL import Image
 
 from detecteur.inference.engine import Detector, Verdict, decide
-from detecteur.inference.video import (
+from detecteur.inference.video import Track, TrackFace, VideoVerdict, judge_video, link_tracks
+from detecteur.inputs.faces import FaceBox
+from detecteur.inputs.video_frames import (
     CorruptVideo,
     EmptyVideo,
-    Track,
-    TrackFace,
     UnsupportedVideo,
     VideoError,
     VideoInfo,
     VideoLimits,
     VideoTooLarge,
     VideoTooLong,
-    VideoVerdict,
     is_video_file,
-    judge_video,
-    link_tracks,
 )
-from detecteur.inputs.faces import FaceBox
 from detecteur.model.networks import ModelMetadata, build, save_model
 from tests.test_model import metadata_for
 from tests.video_clips import FACE, OTHER_FACE, encode_clip, moving_faces, plain_frames

@@ -1,11 +1,11 @@
-"""`detecteur` command line: data, train, evaluate, predict. Thin: every command calls library code."""
+"""`detecteur` command line: serve, predict, export, score here; the training path's commands (data, train,
+evaluate, ship, ensemble, history) in training/commands.py. Thin: every command calls library code."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from detecteur.config import Settings, TrainConfig
+from detecteur.config import Settings
+from detecteur.training.commands import register as register_training_commands
 
 if TYPE_CHECKING:
     from detecteur.inference.engine import ImageVerdict
@@ -21,13 +22,11 @@ if TYPE_CHECKING:
     from detecteur.inference.video import VideoVerdict
 
 app = typer.Typer(no_args_is_help=True, help="Détecteur: is this face authentic or synthetic?")
-data_app = typer.Typer(no_args_is_help=True, help="Dataset manifests and the subject-grouped split.")
-app.add_typer(data_app, name="data")
 console = Console()
 errors = Console(stderr=True)
 
 
-def _fail(message: str) -> typer.Exit:
+def fail(message: str) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code=2)
 
@@ -37,93 +36,6 @@ def _logging(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-
-
-@data_app.command("manifest")
-def data_manifest(
-    roots: Annotated[list[Path], typer.Argument(help="Dataset folders, each with real/ and/or fake/.")],
-    out: Annotated[Path, typer.Option(help="Manifest CSV to write.")] = Path("data/manifest.csv"),
-) -> None:
-    """Scan dataset folders, hash every image and merge near-duplicates into one subject."""
-    from detecteur.training.data import DataError, build_manifest, summarise, write_records
-
-    try:
-        records = build_manifest(roots)
-    except (DataError, OSError) as error:
-        raise _fail(str(error)) from error
-    write_records(records, out)
-    merged = len(records) - len({r.subject_id for r in records})
-    console.print(f"wrote {out}: {len(records)} images, {merged} merged into near-duplicate groups")
-    console.print(summarise(records))
-
-
-@data_app.command("faces")
-def data_faces(
-    roots: Annotated[list[Path], typer.Argument(help="Dataset folders, each with real/ and/or fake/.")],
-    out: Annotated[Path, typer.Option(help="Folder for the normalised face crops.")] = Path("data/faces"),
-    size: Annotated[int, typer.Option(help="Side of the square crops, in pixels (the model input size).")] = 224,
-    native: Annotated[
-        bool, typer.Option(help="Keep each face crop at its own scale, lossless (PNG), instead of resizing it.")
-    ] = False,
-) -> None:
-    """Detect the face in every image and write its crop: the normalised crop/resize/JPEG for all sources, or
-    with --native the face region at its own scale, its pixels untouched."""
-    from detecteur.training.data import DataError, prepare_faces
-
-    try:
-        counts = prepare_faces(roots, out, None if native else size)
-    except (DataError, OSError) as error:
-        raise _fail(str(error)) from error
-    console.print(f"wrote {counts['images']} crops to {out}: {counts['without_face']} without a face (whole image)")
-
-
-@data_app.command("split")
-def data_split(
-    manifest: Annotated[Path, typer.Argument(help="Manifest CSV from `detecteur data manifest`.")],
-    out: Annotated[Path, typer.Option(help="Split CSV to write.")] = Path("data/split.csv"),
-    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
-) -> None:
-    """Subject-independent 80/10/10 split, stratified by source × label, written once to disk."""
-    from detecteur.training.data import DataError, assign_splits, read_records, summarise, write_records
-
-    try:
-        records = assign_splits(read_records(manifest), seed=seed)
-    except DataError as error:
-        raise _fail(str(error)) from error
-    write_records(records, out)
-    console.print(f"wrote {out}")
-    console.print(summarise(records))
-
-
-@data_app.command("reconstruct")
-def data_reconstruct(
-    split: Annotated[Path, typer.Argument(help="Split CSV of native crops (`detecteur data faces --native`).")],
-    crops: Annotated[Path, typer.Option(help="The folder of native crops (holds faces.csv).")],
-    out: Annotated[Path, typer.Option(help="Split CSV to write: the input split plus the reconstructions.")],
-    per_source: Annotated[int, typer.Option(help="Training reals reconstructed per real source.")] = 100,
-) -> None:
-    """Aligned training fakes: training reals passed through the TAEF2 latent autoencoder (`synthesis.py`), added
-    to a copy of the split as source `taef2` (training rows, each in its real's subject group)."""
-    from dataclasses import replace
-
-    from detecteur.config import SYNTHETIC
-    from detecteur.training.data import DataError, read_records, summarise, write_records
-    from detecteur.training.synthesis import ALIGNED_SOURCE, reconstruct_reals
-
-    try:
-        records = read_records(split)
-    except DataError as error:
-        raise _fail(str(error)) from error
-    try:
-        pairs = reconstruct_reals(records, crops, crops / ALIGNED_SOURCE, per_source)
-    except OSError as error:
-        raise _fail(
-            f"{crops}: {error} (the folder `detecteur data faces --native` wrote, with its faces.csv)"
-        ) from error
-    added = [replace(real, path=file, label=SYNTHETIC, source=ALIGNED_SOURCE, phash=real.phash) for real, file in pairs]
-    write_records([r for r in records if r.source != ALIGNED_SOURCE] + added, out)
-    console.print(f"wrote {out}: {len(added)} reconstructions added")
-    console.print(summarise(added))
 
 
 @app.command()
@@ -143,215 +55,17 @@ def serve(
         try:
             verify_model_file(settings.model_path)
         except ModelFileError as error:
-            raise _fail(f"refusing to serve: {error}") from error
+            raise fail(f"refusing to serve: {error}") from error
     console.print(f"serving {settings.model_path} on http://{settings.host}:{settings.port} (docs at /docs)")
     run_server(settings)
 
 
-@app.command()
-def train(
-    split: Annotated[Path, typer.Option(help="Split CSV from `detecteur data split`.")],
-    out: Annotated[Path, typer.Option(help="Run directory to write.")],
-    config: Annotated[Path | None, typer.Option(help="Training recipe (TOML).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the interrupted run in --out.")] = False,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 … (default: cuda if present).")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Override the recipe's epochs.")] = None,
-    max_train_images: Annotated[int | None, typer.Option(help="Train on a stratified subset.")] = None,
-    max_eval_images: Annotated[int | None, typer.Option(help="Validate on a stratified subset.")] = None,
-    ddp: Annotated[
-        bool, typer.Option("--ddp", help="Data-parallel over the processes torchrun starts (gloo on CPU, NCCL on GPU).")
-    ] = False,
-) -> None:
-    """Train a detector; best model (by validation AUC) lands in OUT/best.safetensors."""
-    from pydantic import ValidationError
-
-    from detecteur.inputs.decode import ImageError
-    from detecteur.training.data import DataError
-    from detecteur.training.train import RunError
-    from detecteur.training.train import train as run_training
-
-    try:
-        recipe = TrainConfig.from_toml(config) if config else TrainConfig()
-        overrides = {
-            "epochs": epochs,
-            "max_train_images": max_train_images,
-            "max_eval_images": max_eval_images,
-        }
-        recipe = TrainConfig.model_validate(
-            recipe.model_dump() | {key: value for key, value in overrides.items() if value is not None}
-        )
-        best = run_training(recipe, split, out, resume=resume, device_name=device, distributed_run=ddp)
-    except (ValidationError, DataError, RunError, ImageError, OSError) as error:
-        raise _fail(str(error)) from error
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, once: from the main process
-        console.print(f"best model: {best}")
-
-
-# (report key, column header): short headers keep the table readable in an 80-column terminal.
-TABLE_METRICS = (
-    ("n", "n"),
-    ("accuracy", "acc"),
-    ("precision", "prec"),
-    ("recall", "recall"),
-    ("f1", "F1"),
-    ("roc_auc", "AUC"),
-    ("eer", "EER"),
-    ("ece", "ECE"),
-    ("false_positive_rate", "FPR"),
-)
-
-
-def _metrics_table(title: str, metrics: dict[str, object]) -> Table:
-    table = Table(title=title)
-    for _, header in TABLE_METRICS:
-        table.add_column(header, justify="right")
-    cells = [metrics.get(key) for key, _ in TABLE_METRICS]
-    table.add_row(
-        *[f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else str(value) for value in cells]
-    )
-    return table
-
-
-@app.command()
-def evaluate(
-    run: Annotated[Path | None, typer.Option(help="Run directory: calibrate on val, report on test.")] = None,
-    model: Annotated[Path | None, typer.Option(help="Model file, with --data.")] = None,
-    data: Annotated[Path | None, typer.Option(help="Any folder with real/ and/or fake/.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Report directory.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda …")] = None,
-    robustness: Annotated[bool, typer.Option(help="Also score the test split under JPEG/resize/blur.")] = False,
-    logo: Annotated[
-        Path | None, typer.Option(help="Recipe (TOML) to measure leave-one-generator-out, with --split and --out.")
-    ] = None,
-    split: Annotated[Path | None, typer.Option(help="Split CSV for --logo.")] = None,
-    native_crops: Annotated[
-        bool, typer.Option(help="With --data: the folder holds native crops (`detecteur data faces --native`).")
-    ] = False,
-    cross_dataset: Annotated[
-        Path | None, typer.Option(help="With --logo: a {real,fake}/ folder of crops each fold model also scores.")
-    ] = None,
-) -> None:
-    """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images; with --logo,
-    a recipe's leave-one-generator-out sweep (its fold runs go to runs/logo-<recipe>/)."""
-    from detecteur.inputs.decode import ImageError
-    from detecteur.model.file import ModelFileError
-    from detecteur.training.data import DataError
-    from detecteur.training.evaluate import evaluate_folder, evaluate_run
-
-    if logo is not None:
-        _evaluate_logo(logo, split, out, cross_dataset)
-        return
-    try:
-        if run is not None:
-            report = evaluate_run(run, out_dir=out, device_name=device, robustness=robustness)
-        elif model is not None and data is not None:
-            report = evaluate_folder(
-                model, data, out_dir=out, device_name=device, crop_files="native" if native_crops else "canonical"
-            )
-        else:
-            raise _fail("give --run RUN_DIR, or --model FILE with --data DIR")
-    except (DataError, ModelFileError, ImageError, OSError) as error:
-        raise _fail(str(error)) from error
-    if as_json:
-        console.print_json(json.dumps(report))
-        return
-    console.print(_metrics_table(f"{report['dataset']} (threshold {report['threshold']:.3f})", report))
-    for source, metrics in report.get("per_source", {}).items():
-        console.print(_metrics_table(source, metrics))
-    console.print(f"report and plots in {report['report_dir']}")
-
-
-def _evaluate_logo(recipe_file: Path, split: Path | None, out: Path | None, cross_dataset: Path | None) -> None:
-    from pydantic import ValidationError
-
-    from detecteur.config import TrainConfig
-    from detecteur.training.data import DataError
-    from detecteur.training.logo import run_logo
-
-    if split is None or out is None:
-        raise _fail("--logo needs --split SPLIT.csv and --out REPORT_DIR")
-    try:
-        recipe = TrainConfig.from_toml(recipe_file)
-    except (OSError, ValueError, ValidationError) as error:
-        raise _fail(f"{recipe_file}: {error}") from error
-    name = recipe_file.stem
-    try:
-        report = run_logo(recipe, name, split, Path("runs") / f"logo-{name}", out, cross_dataset)
-    except (DataError, OSError) as error:
-        raise _fail(str(error)) from error
-    for condition, figures in report["summary"].items():
-        console.print(
-            f"{condition}: mean AUC {figures['mean_auc']:.4f}, worst {figures['worst_auc']:.4f} "
-            f"({figures['worst_fold']})"
-        )
-    console.print(f"results in {out / 'logo.json'} and {out / 'logo.md'}")
-
-
-@app.command()
-def ship(
-    run: Annotated[Path, typer.Option(help="Evaluated run directory.")],
-    version: Annotated[str, typer.Option(help="Version of the shipped model, e.g. 0.2.0.")],
-    models_dir: Annotated[Path, typer.Option("--models", help="Where shipped models live.")] = Path("models"),
-    cross_dataset: Annotated[
-        list[Path] | None, typer.Option(help="report.json of a cross-dataset evaluation to include.")
-    ] = None,
-    parent_run: Annotated[
-        Path | None,
-        typer.Option(
-            help="For a fine-tuning run whose starting model records no training stages: the run that made it."
-        ),
-    ] = None,
-    logo: Annotated[
-        Path | None, typer.Option(help="logo.json of the recipe's leave-one-generator-out sweep, for the card.")
-    ] = None,
-) -> None:
-    """Copy a run's calibrated model and figures into models/ and write MODEL_CARD.md from its files."""
-    from detecteur.model.file import ModelFileError
-    from detecteur.training.card import ship as ship_run
-
-    try:
-        model_file = ship_run(run, models_dir, version, cross_dataset, parent_run, logo)
-    except (ModelFileError, OSError, KeyError) as error:
-        raise _fail(f"cannot ship {run}: {error}") from error
-    console.print(f"shipped {model_file} and {models_dir / 'MODEL_CARD.md'}")
-
-
-@app.command()
-def ensemble(
-    members: Annotated[list[Path], typer.Argument(help="Finished training runs to combine (2 or more).")],
-    out: Annotated[Path, typer.Option(help="Run directory to write; evaluate and ship it like a trained run.")],
-) -> None:
-    """One model from several trained runs: their logits averaged."""
-    from detecteur.training.ensemble import EnsembleError, combine_runs
-
-    try:
-        model_file = combine_runs(members, out)
-    except EnsembleError as error:
-        raise _fail(str(error)) from error
-    console.print(f"wrote {model_file}; next: detecteur evaluate --run {out}")
-
-
-@app.command()
-def history(
-    runs: Annotated[Path, typer.Argument(help="Folder of run directories (nested ones are found too).")] = Path("runs"),
-    out: Annotated[Path, typer.Option(help="Where run_history.md and run_history.png go.")] = Path("docs"),
-    models_dir: Annotated[Path, typer.Option("--models", help="Released model files, to mark runs.")] = Path("models"),
-    recipes: Annotated[Path, typer.Option(help="Recipes folder; a run named X is linked to X.toml.")] = Path("configs"),
-) -> None:
-    """Every training run in one table and one figure, read from the runs' own files."""
-    from detecteur.training.history import HISTORY_MARKDOWN, write_history
-
-    if not runs.is_dir():
-        raise _fail(f"{runs} is not a folder of runs")
-    try:
-        summaries = write_history(runs, out, models_dir, recipes)
-    except (OSError, KeyError, ValueError) as error:
-        raise _fail(f"cannot read the runs in {runs}: {error}") from error
-    console.print(f"wrote {out / HISTORY_MARKDOWN}: {len(summaries)} runs")
+# train, evaluate, ship, ensemble, history and data: the recipe -> model path, with the training code.
+register_training_commands(app)
 
 
 def _image_result(path: Path, judged: ImageVerdict, provenance: Provenance | None = None) -> dict[str, object]:
+    from detecteur.api.responses import face_results
     from detecteur.inference.evidence import evidence_report
 
     top = judged.most_suspicious.verdict
@@ -361,14 +75,8 @@ def _image_result(path: Path, judged: ImageVerdict, provenance: Provenance | Non
         "fake_probability": top.fake_probability,
         "confidence": top.confidence,
         "face_detected": judged.face_detected,
-        "faces": [
-            {
-                "box": asdict(face.box) if face.box else None,
-                **asdict(face.verdict),
-                "stability": asdict(face.stability) if face.stability else None,
-            }
-            for face in judged.faces
-        ],
+        # The API's per-face records; a heatmap is the dashboard's, not the terminal's.
+        "faces": [face.model_dump(exclude={"heatmap_png"}) for face in face_results(judged)],
     }
     if provenance is not None:
         result["evidence"] = evidence_report(top, judged.face_detected, provenance)
@@ -386,6 +94,8 @@ def _image_evidence_text(result: dict[str, object]) -> str:
 
 
 def _video_result(path: Path, judged: VideoVerdict) -> dict[str, object]:
+    from detecteur.api.responses import track_results
+
     top = judged.most_suspicious
     return {
         "video": str(path),
@@ -396,19 +106,8 @@ def _video_result(path: Path, judged: VideoVerdict) -> dict[str, object]:
         "most_suspicious_track": top.track_id,
         "duration_s": judged.info.duration_s,
         "frames_sampled": judged.info.frames_sampled,
-        "tracks": [
-            {
-                "track_id": track.track_id,
-                "frames_seen": len(track.faces),
-                "first_s": track.faces[0].time_s,
-                "last_s": track.faces[-1].time_s,
-                "fake_probability": track.mean_fake_probability,
-                "fraction_over_threshold": track.fraction_over_threshold,
-                "verdict": track.verdict.verdict,
-                "confidence": track.verdict.confidence,
-            }
-            for track in judged.tracks
-        ],
+        # The API's per-track records, without the face in each frame.
+        "tracks": [track.model_dump(exclude={"faces"}) for track in track_results(judged)],
     }
 
 
@@ -473,8 +172,9 @@ def predict(
             threads=settings.model_threads or len(os.sched_getaffinity(0)),
         )
     except ModelFileError as error:
-        raise _fail(str(error)) from error
-    from detecteur.inference.video import VideoError, VideoLimits, is_video_file, judge_video
+        raise fail(str(error)) from error
+    from detecteur.inference.video import judge_video
+    from detecteur.inputs.video_frames import VideoError, VideoLimits, is_video_file
 
     video_paths = [path for path in images if is_video_file(path)]
     images = [path for path in images if path not in video_paths]
@@ -555,14 +255,14 @@ def export(
     from detecteur.model.file import ModelFileError
 
     if export_format != "onnx":
-        raise _fail(f"unknown export format {export_format!r}; supported: onnx")
+        raise fail(f"unknown export format {export_format!r}; supported: onnx")
     settings = Settings()
     model_path = model or settings.model_path
     try:
         target = out or settings.onnx_path or onnx_path_for(model_path, default_cache_dir())
         written = export_onnx(model_path, target)
     except (ModelFileError, OSError) as error:
-        raise _fail(f"cannot export {model_path}: {error}") from error
+        raise fail(f"cannot export {model_path}: {error}") from error
     console.print(
         f"wrote {written} (ONNX Runtime matches torch within {MAX_PROBABILITY_DIFFERENCE:g} on fake probabilities)"
     )
@@ -625,7 +325,7 @@ def score(
             onnx_path=settings.onnx_path,
         )
     except (ScoringError, ModelFileError, OSError) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     console.print(
         f"{out}: scored {summary.images} images ({summary.faces} rows, {summary.errors} unreadable) in "
         f"{summary.seconds:.1f} s, {summary.images_per_second:.1f} images/s; {summary.skipped} already there"

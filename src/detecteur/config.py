@@ -152,9 +152,9 @@ class TrainConfig(BaseModel):
     max_train_images: int | None = Field(None, ge=2)
     max_eval_images: int | None = Field(None, ge=2)
     # Re-weight training sampling so that sharpness alone cannot tell the classes apart (see
-    # `data.sharpness_balancing_weights`): needed when sources of different sharpness are mixed.
+    # `sampling.sharpness_balancing_weights`): needed when sources of different sharpness are mixed.
     balance_sharpness: bool = False
-    # Give every (source, class) group the same share of draws (`data.source_balancing_weights`), before any
+    # Give every (source, class) group the same share of draws (`sampling.source_balancing_weights`), before any
     # sharpness balancing: otherwise the largest sources set what the model spends its epochs on.
     balance_sources: bool = False
     crop_files: CropFiles = "canonical"

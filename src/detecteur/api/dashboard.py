@@ -14,6 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
+from detecteur.api.routes import flat_routes
+
 log = logging.getLogger("detecteur.api")
 
 BUILD_HINT = "cd frontend && npm ci && npm run build (or `make dashboard`)"
@@ -45,7 +47,7 @@ def mount_dashboard(app: FastAPI, dashboard_dir: Path) -> None:
     """Serve `dashboard_dir` at `/` when it holds a built dashboard; otherwise `/` says how to build it."""
     if (dashboard_dir / "index.html").is_file():
         api_methods: dict[str, set[str]] = {}
-        for route in app.routes:
+        for route in flat_routes(app.routes):
             if isinstance(route, APIRoute):
                 api_methods.setdefault(route.path, set()).update(route.methods or ())
         app.mount("/", DashboardFiles(directory=dashboard_dir, api_methods=api_methods), name="dashboard")

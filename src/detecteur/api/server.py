@@ -18,7 +18,9 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
-from detecteur.api.main import ServiceState, create_app, install_sighup_reload
+from detecteur.api.main import create_app
+from detecteur.api.reload import install_sighup_reload
+from detecteur.api.state import ServiceState
 from detecteur.config import Settings
 from detecteur.model.serving_session import tune_allocator
 

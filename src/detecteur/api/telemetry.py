@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 
+from detecteur.api.routes import flat_routes
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -70,7 +72,7 @@ class Telemetry:
 def _route_template(request: Request) -> str:
     """The route's path template (`/v1/predict`), never the raw URL: unknown paths share one label so a
     scanner cannot blow up the metric's cardinality."""
-    for route in request.app.router.routes:
+    for route in flat_routes(request.app.router.routes):
         match, _ = route.matches(request.scope)
         if match == Match.FULL:
             return str(getattr(route, "path", "other"))

@@ -26,9 +26,9 @@ from detecteur.inputs.image_source import ImageLimits, ImageSource, open_source
 from detecteur.model.backends import Backend, OnnxRuntimeBackend, TorchBackend
 from detecteur.model.export import graph_for_serving
 from detecteur.model.file import ModelFileError, ModelMetadata, read_metadata
+from detecteur.model.probabilities import fake_probabilities
 from detecteur.model.quantise import Precision, serving_graph
 from detecteur.model.serving_session import release_freed_memory
-from detecteur.training.metrics import fake_probabilities
 
 if TYPE_CHECKING:
     import torch

@@ -6,6 +6,7 @@ the windows with its own twin of the transform (`backends`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -13,7 +14,11 @@ from PIL import Image
 from detecteur.config import Framing
 from detecteur.inputs.faces import framed_windows
 from detecteur.inputs.preprocess import InputSpec
-from detecteur.model.backends import Backend
+from detecteur.model.backends import Backend, TorchBackend
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 NUM_LOGITS = 2
 
@@ -32,3 +37,18 @@ def region_logits(
     logits = np.concatenate(batches)
     ends = np.cumsum([len(group) for group in windows])
     return np.stack([logits[end - len(group) : end].mean(axis=0) for group, end in zip(windows, ends, strict=True)])
+
+
+def network_region_logits(
+    network: nn.Module,
+    spec: InputSpec,
+    framing: Framing,
+    regions: Sequence[Image.Image],
+    device: torch.device | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """`region_logits` of a torch network in this process (evaluation, the leave-one-generator-out sweep,
+    scripts), on the CPU unless `device` says otherwise."""
+    import torch
+
+    return region_logits(TorchBackend(network, device or torch.device("cpu")), spec, framing, regions, batch_size)

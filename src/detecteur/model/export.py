@@ -31,7 +31,7 @@ import numpy as np
 
 from detecteur.files import atomic_path, file_sha256
 from detecteur.model.file import METADATA_KEY, ModelFileError, ModelMetadata, read_metadata
-from detecteur.training.metrics import fake_probabilities
+from detecteur.model.probabilities import fake_probabilities
 
 if TYPE_CHECKING:
     import torch

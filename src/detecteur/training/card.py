@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from detecteur.config import RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
 from detecteur.files import atomic_write_text
 from detecteur.model.networks import (
     ModelFileError,
+    ModelMetadata,
     TrainingStage,
     load_model,
     read_metadata,
@@ -19,9 +21,15 @@ from detecteur.model.networks import (
     weights_sha256,
 )
 from detecteur.training import plots, stability_report
-from detecteur.training.ensemble import ENSEMBLE_KEY, is_ensemble_run
-from detecteur.training.evaluate import nested_table
-from detecteur.training.train import read_epoch_metrics
+from detecteur.training.runs import (
+    best_epoch,
+    nested_table,
+    read_description,
+    read_epochs,
+    read_report,
+    report_file,
+    training_seconds,
+)
 
 # Licences as stated in each dataset's PROVENANCE.md (../shared/datasets/*/PROVENANCE.md).
 DATASET_LICENCES = {
@@ -45,6 +53,8 @@ HEADLINE = (
     "false_positive_rate",
 )
 ROBUSTNESS_COLUMNS = ("roc_auc", "auc_drop", "accuracy", "recall", "false_positive_rate")
+# The card's prose, with a `${name}` for each figure or block filled in from the run's files.
+CARD_TEMPLATE = Template((Path(__file__).parent / "card_template.md").read_text(encoding="utf-8"))
 
 
 def _shortcut_section(data_summary: dict[str, Any], shortcut_table: Path) -> list[str]:
@@ -67,11 +77,6 @@ def _shortcut_section(data_summary: dict[str, Any], shortcut_table: Path) -> lis
             "",
         ]
     return lines if len(lines) > 2 else []
-
-
-def _recipe(run_dir: Path) -> dict[str, Any]:
-    recipe: dict[str, Any] = json.loads((run_dir / RUN_CONFIG_FILE).read_text())["config"]
-    return recipe
 
 
 def _chain(stages: list[TrainingStage]) -> str:
@@ -103,15 +108,15 @@ def training_stages(run_dir: Path, parent_run: Path | None = None) -> list[Train
     must be the run that made it (its calibrated weights are compared with the model's). A model started from
     another run's `model.safetensors` gets them from that run. An ensemble lists each member's chain in turn,
     every stage marked with its member's index."""
-    description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
-    if is_ensemble_run(description):
+    description = read_description(run_dir)
+    if description.is_ensemble:
         return [
             stage.model_copy(update={"member": index})
-            for index, member in enumerate(description[ENSEMBLE_KEY])
-            for stage in training_stages(Path(member))
+            for index, member in enumerate(description.member_runs)
+            for stage in training_stages(member)
         ]
-    config = description["config"]
-    epochs = read_epoch_metrics(run_dir)
+    config = description.config
+    epochs = read_epochs(run_dir)
     started_from = "ImageNet weights" if config["pretrained"] else "random weights"
     earlier: list[TrainingStage] = []
     if init := config.get("init_weights"):
@@ -132,8 +137,8 @@ def training_stages(run_dir: Path, parent_run: Path | None = None) -> list[Train
     stage = TrainingStage(
         run=run_dir.name,
         epochs=len(epochs),
-        training_minutes=round(sum(e["seconds"] for e in epochs) / 60, 1),
-        device=description["device"],
+        training_minutes=round(training_seconds(epochs) / 60, 1),
+        device=description.device,
         started_from=started_from,
     )
     return [*earlier, stage]
@@ -147,115 +152,83 @@ def ship(
     parent_run: Path | None = None,
     logo_report: Path | None = None,
 ) -> Path:
-    """Write `run_dir`'s calibrated model as `models_dir/detecteur-<arch>-<version>.safetensors` (its metadata
-    version set to `version`, its training stages recorded), its figures to `models_dir/figures/`, and
-    `models_dir/MODEL_CARD.md`. Returns the model file path."""
+    """Ship `run_dir`'s calibrated model in three steps: publish the model file, copy the figures, render the card
+    (`models_dir/MODEL_CARD.md`). Returns the model file path."""
+    model_file, metadata = publish_model(run_dir, models_dir, version, parent_run)
+    report = read_report(report_file(run_dir)).model_dump(exclude_unset=True)
+    figures = copy_figures(run_dir, report, models_dir / "figures")
+    card = render_card(run_dir, model_file, metadata, report, figures, extra_reports or [], logo_report)
+    atomic_write_text(models_dir / "MODEL_CARD.md", card)
+    return model_file
+
+
+def publish_model(
+    run_dir: Path, models_dir: Path, version: str, parent_run: Path | None = None
+) -> tuple[Path, ModelMetadata]:
+    """Write `run_dir`'s calibrated model as `models_dir/detecteur-<arch>-<version>.safetensors`, its metadata
+    version set to `version` and its training stages recorded."""
     model, metadata = load_model(run_dir / RUN_CALIBRATED_MODEL_FILE)
     stages = training_stages(run_dir, parent_run)
     metadata = metadata.model_copy(update={"version": version, "training_stages": stages})
-    report = json.loads((run_dir / "report" / "report.json").read_text())
-    description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
-    epochs = read_epoch_metrics(run_dir)
     model_file = models_dir / f"detecteur-{metadata.arch}-{version}.safetensors"
     save_model(model, metadata, model_file)
-    figures = models_dir / "figures"
+    return model_file, metadata
+
+
+def copy_figures(run_dir: Path, report: dict[str, Any], figures: Path) -> Path:
+    """The report's figures, the training log and a shareable copy of the report into `figures`, and no figure
+    left from the model shipped before (the service shows every figure in this folder)."""
     figures.mkdir(parents=True, exist_ok=True)
-    # The service shows every figure in this folder: none may be left from the model shipped before.
     shipped_names = {Path(figure).name for figure in report["figures"]}
     for stale in [*figures.glob("*.png"), figures / "metrics.jsonl"]:
         if stale.name not in shipped_names:
             stale.unlink(missing_ok=True)
     for figure in report["figures"]:
         shutil.copyfile(figure, figures / Path(figure).name)
-    if epochs:
+    if read_epochs(run_dir):
         shutil.copyfile(run_dir / RUN_METRICS_FILE, figures / "metrics.jsonl")
     atomic_write_text(figures / "report.json", json.dumps(_shareable_report(report), indent=2) + "\n")
+    return figures
 
-    config = description["config"]
-    if is_ensemble_run(description):
+
+def _lines(lines: list[str]) -> str:
+    """Lines for a block of the card template: each ends its line, and none leaves no trace."""
+    return "".join(line + "\n" for line in lines)
+
+
+def _how_made(run_dir: Path, metadata: ModelMetadata, report: dict[str, Any]) -> list[str]:
+    description = read_description(run_dir)
+    stages = metadata.training_stages
+    if description.is_ensemble:
         members = ", ".join(
-            f"`{Path(run).name}` ({arch})"
-            for run, arch in zip(description[ENSEMBLE_KEY], metadata.members, strict=True)
+            f"`{run.name}` ({arch})" for run, arch in zip(description.member_runs, metadata.members, strict=True)
         )
-        how_made = [
+        return [
             f"- An ensemble of {len(metadata.members)} trained runs — {members} — whose logits are averaged; "
             f"calibrated and evaluated as one model (`detecteur ensemble`). Validation AUC of the ensemble "
             f"{report['validation']['roc_auc']:.4f}. Git commit `{metadata.git_commit}`.",
             *_stages_lines(stages),
             *[
-                f"- Recipe of `{Path(run).name}`: `{json.dumps(_recipe(Path(run)))}`"
-                for run in description[ENSEMBLE_KEY]
+                f"- Recipe of `{run.name}`: `{json.dumps(read_description(run).config)}`"
+                for run in description.member_runs
             ],
         ]
-    else:
-        training_seconds = sum(e["seconds"] for e in epochs)
-        best_epoch = max(epochs, key=lambda e: e["val_auc"])
-        how_made = [
-            f"- Trained on {description['device']} for {len(epochs)} epochs ({training_seconds / 60:.1f} min of "
-            f"training-loop time); best validation AUC {best_epoch['val_auc']:.4f} at epoch {best_epoch['epoch']}. "
-            f"Git commit `{metadata.git_commit}`.",
-            *_stages_lines(stages),
-            f"- Recipe: `{json.dumps(config)}`",
-        ]
-    lines = [
-        f"# Model card — `{model_file.name}`",
-        "",
-        "Generated by `detecteur ship` from the run's own files; every number below comes from them.",
-        "",
-        "## Model",
-        "",
-        f"- Version `{metadata.version}` (run `{run_dir.name}`), architecture `{metadata.arch}`, "
-        f"{metadata.in_chans} input channels ({'RGB + Laplacian' if metadata.in_chans == 4 else 'RGB'}), "
-        f"input {metadata.input_size} px, framing `{metadata.framing}`.",
-        f"- Label order {list(metadata.labels)}; decision threshold {metadata.threshold:.4f} on the calibrated fake "
-        f"probability; borderline band {metadata.borderline_band[0]:.2f}–{metadata.borderline_band[1]:.2f}.",
-        f"- Calibration: logit adjustment {list(metadata.logit_adjustment)} (log class weights), temperature "
-        f"{metadata.temperature:.4f}, both fitted without the test split.",
-        *how_made,
-        f"- Split file `{description['split_file']}` (sha256 `{description['split_sha256'][:16]}…`).",
-        "",
-        "## Intended use",
-        "",
-        "A second opinion on whether a face photo is authentic or synthetic / manipulated, for analysts who look at "
-        "the evidence themselves. Not for automated decisions about people, not for video face-swap deepfakes "
-        "(a different task), and only for the kinds of fakes listed under training data.",
-        "",
-        "## Training data",
-        "",
-        "| split | images per source/class |",
-        "| --- | --- |",
-        *[
-            f"| {split} | {metadata.data_summary[split]} |"
-            for split in ("train", "val")
-            if split in metadata.data_summary
-        ],
-        "",
-        "| source | licence as stated |",
-        "| --- | --- |",
-        *[
-            f"| {source} | {licence} |"
-            for source, licence in DATASET_LICENCES.items()
-            if any(source in key for counts in metadata.data_summary.values() for key in counts)
-        ],
-        "",
-        "The images' terms are mostly **non-commercial**; this model inherits that restriction.",
-        "",
-        *_shortcut_section(metadata.data_summary, models_dir / "figures" / "shortcut_check.md"),
-        "## Test metrics",
-        "",
-        f"Held-out test split ({report['n']} images: {report['n_authentic']} authentic, "
-        f"{report['n_synthetic']} synthetic), threshold {report['threshold']:.4f}:",
-        "",
-        *nested_table({"test": report, "validation": report.get("validation", {})}, "split", HEADLINE),
-        "",
-        "Per source (test split):",
-        "",
-        *nested_table(report.get("per_source", {}), "source", ("n", *HEADLINE)),
-        "",
-        f"Calibration (test): ECE {report['calibration']['ece_before']:.4f} before, "
-        f"{report['calibration']['ece_after']:.4f} after.",
-        "",
+    epochs = read_epochs(run_dir)
+    best = best_epoch(epochs)
+    return [
+        f"- Trained on {description.device} for {len(epochs)} epochs ({training_seconds(epochs) / 60:.1f} min "
+        f"of training-loop time); best validation AUC {best.val_auc:.4f} at epoch {best.epoch}. "
+        f"Git commit `{metadata.git_commit}`.",
+        *_stages_lines(stages),
+        f"- Recipe: `{json.dumps(description.config)}`",
     ]
+
+
+def _more_sections(
+    report: dict[str, Any], extra_reports: list[Path], logo_report: Path | None, figures: Path
+) -> list[str]:
+    """The card's optional sections: robustness, fairness, cross-dataset, leave-one-generator-out, ablation."""
+    lines: list[str] = []
     if "robustness" in report:
         lines += [
             "Robustness (test split, each degradation applied to the face crop before the model):",
@@ -270,8 +243,8 @@ def ship(
             *nested_table(report["fairness_utkface"], "group", ("n", "false_positive_rate")),
             "",
         ]
-    for extra in extra_reports or []:
-        other = json.loads(extra.read_text())
+    for extra in extra_reports:
+        other = read_report(extra).model_dump(exclude_unset=True)
         lines += [
             f"Cross-dataset: `{other['dataset']}`",
             "",
@@ -283,35 +256,67 @@ def ship(
     ablation = figures / "ablation.md"
     if ablation.is_file():
         lines += ["## Ablation (`scripts/ablation.py`)", "", ablation.read_text().strip(), ""]
-    lines += stability_report.section_for(version)
-    lines += [
-        "## Figures",
-        "",
-        *[f"![{Path(f).stem}](figures/{Path(f).name})" for f in report["figures"]],
-        "",
-        "## Limitations and known failure modes",
-        "",
-        "- Read the per-source table, not only the headline: the weakest source is where the model is least to be "
-        "trusted. Fakes of a kind absent from training (see the cross-dataset rows, e.g. Photoshop composites) are "
-        "not detected reliably.",
-        "- The shortcut checks above show what image statistics alone can tell apart; where a pairing stays well "
-        "above 0.5 under the training sampling, part of the model's skill on that source may rest on it.",
-        "- Faces are found by a short-range detector (faces large in the frame); small faces in big photos may be "
-        "missed, and the whole image is then judged (`face_detected: false`).",
-        "- Video face-swap deepfakes are a different task; this model judges still images.",
-        "",
-        "Most confidently wrong test images:",
-        "",
-        "| image | true label | fake probability |",
-        "| --- | --- | ---: |",
-        *[
-            f"| `{_dataset_relative(e['path'])}` | {e['label']} | {e['fake_probability']:.4f} |"
-            for e in report["hardest_errors"]
-        ],
-        "",
+    return lines
+
+
+def render_card(
+    run_dir: Path,
+    model_file: Path,
+    metadata: ModelMetadata,
+    report: dict[str, Any],
+    figures: Path,
+    extra_reports: list[Path],
+    logo_report: Path | None,
+) -> str:
+    """MODEL_CARD.md: `card_template.md` filled in from the run's files and the published model's metadata."""
+    summary = metadata.data_summary
+    licences = [
+        f"| {source} | {licence} |"
+        for source, licence in DATASET_LICENCES.items()
+        if any(source in key for counts in summary.values() for key in counts)
     ]
-    atomic_write_text(models_dir / "MODEL_CARD.md", "\n".join(lines))
-    return model_file
+    return CARD_TEMPLATE.substitute(
+        model_file=model_file.name,
+        version=metadata.version,
+        run=run_dir.name,
+        arch=metadata.arch,
+        in_chans=metadata.in_chans,
+        channels="RGB + Laplacian" if metadata.in_chans == 4 else "RGB",
+        input_size=metadata.input_size,
+        framing=metadata.framing,
+        labels=list(metadata.labels),
+        threshold=f"{metadata.threshold:.4f}",
+        band_low=f"{metadata.borderline_band[0]:.2f}",
+        band_high=f"{metadata.borderline_band[1]:.2f}",
+        logit_adjustment=list(metadata.logit_adjustment),
+        temperature=f"{metadata.temperature:.4f}",
+        how_made=_lines(_how_made(run_dir, metadata, report)),
+        split_file=read_description(run_dir).split_file,
+        split_sha256=read_description(run_dir).split_sha256[:16],
+        data_rows=_lines([f"| {split} | {summary[split]} |" for split in ("train", "val") if split in summary]),
+        licence_rows=_lines(licences),
+        shortcut_checks=_lines(_shortcut_section(summary, figures / "shortcut_check.md")),
+        n=report["n"],
+        n_authentic=report["n_authentic"],
+        n_synthetic=report["n_synthetic"],
+        report_threshold=f"{report['threshold']:.4f}",
+        headline_table=_lines(
+            nested_table({"test": report, "validation": report.get("validation", {})}, "split", HEADLINE)
+        ),
+        per_source_table=_lines(nested_table(report.get("per_source", {}), "source", ("n", *HEADLINE))),
+        ece_before=f"{report['calibration']['ece_before']:.4f}",
+        ece_after=f"{report['calibration']['ece_after']:.4f}",
+        more_sections=_lines(
+            _more_sections(report, extra_reports, logo_report, figures) + stability_report.section_for(metadata.version)
+        ),
+        figures=_lines([f"![{Path(f).stem}](figures/{Path(f).name})" for f in report["figures"]]),
+        hardest_errors=_lines(
+            [
+                f"| `{_dataset_relative(e['path'])}` | {e['label']} | {e['fake_probability']:.4f} |"
+                for e in report["hardest_errors"]
+            ]
+        ),
+    )
 
 
 def _logo_section(logo: dict[str, Any], figures: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""Datasets as files on disk: manifests, the subject-grouped 80/10/10 split, augmentation and loaders.
+"""Datasets as files on disk: manifests, the subject-grouped 80/10/10 split, datasets and loaders (augmentation:
+`augment.py`; sampling weights: `sampling.py`).
 
 A manifest is a CSV with one row per image (path, label, source, subject_id, phash). Paths are stored
 relative to the CSV's own folder so a manifest keeps working from any clone that keeps the same layout.
@@ -13,7 +14,6 @@ import math
 import os
 import random
 import re
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,24 +21,19 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 from rich.progress import track
 from sklearn.model_selection import StratifiedGroupKFold
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
-from torchvision.transforms import v2
 
-from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig, CropFiles, Framing
+from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig
 from detecteur.files import atomic_path
 from detecteur.inputs.decode import IMAGE_SUFFIXES, ImageError, decode_image
-from detecteur.inputs.faces import FaceBox, canonical_face, encode_face, native_face_crop
+from detecteur.inputs.faces import FaceBox, encode_face, native_face_crop
 from detecteur.inputs.preprocess import (
-    RESAMPLING,
     InputSpec,
-    image_to_unit_tensor,
-    laplacian_map,
-    model_windows,
-    preprocess,
 )
+from detecteur.training.augment import TrainingTransform
 from detecteur.training.synthesis import self_blend
 
 CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
@@ -301,110 +296,6 @@ def stratified_subset(records: Sequence[ImageRecord], limit: int | None, seed: i
     return sorted(chosen, key=lambda r: str(r.path))
 
 
-def recompress_jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as recompressed:
-        return recompressed.convert("RGB")
-
-
-JPEG_BLOCK = 8
-
-
-class BlockShift:
-    """Moves an image by a random whole number of 8×8 JPEG blocks, at most `max_blocks` each way, filling the
-    uncovered border with its mirror image. No pixel is interpolated, and the JPEG block grid of a normalised
-    face crop (anchored at its top-left corner) stays where it was."""
-
-    def __init__(self, max_blocks: int) -> None:
-        self.max_blocks = max_blocks
-
-    def __call__(self, image: Image.Image) -> Image.Image:
-        pad = JPEG_BLOCK * self.max_blocks
-        if pad == 0 or pad >= min(image.size):
-            return image
-        dx, dy = (JPEG_BLOCK * random.randint(-self.max_blocks, self.max_blocks) for _ in range(2))
-        pixels = np.asarray(image.convert("RGB"))
-        padded = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-        height, width = pixels.shape[:2]
-        return Image.fromarray(padded[pad - dy : pad - dy + height, pad - dx : pad - dx + width])
-
-
-def random_window(image: Image.Image, size: int) -> Image.Image:
-    """A `size`×`size` window at a random place in `image`, brought up to `size` first when it is smaller."""
-    if min(image.size) < size:
-        scale = size / min(image.size)
-        image = image.resize(
-            (max(size, round(image.width * scale)), max(size, round(image.height * scale))), RESAMPLING
-        )
-    left = random.randint(0, image.width - size)
-    top = random.randint(0, image.height - size)
-    return image.crop((left, top, left + size, top + size))
-
-
-def random_downscale(image: Image.Image, scale_range: tuple[float, float]) -> Image.Image:
-    scale = random.uniform(*scale_range)
-    size = (max(8, round(image.width * scale)), max(8, round(image.height * scale)))
-    method = random.choice((Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS))
-    return image.resize(size, method)
-
-
-class TrainingTransform:
-    """Augmentation for training, then the one `preprocess`. Disabled, it *is* the serving transform.
-
-    Degradations come last, in the order real uploads suffer them: blur from the camera or a resize,
-    then JPEG re-compression by the platform. A `native_face_crop` model gets them on the face at its own scale,
-    then a random window of its input size (grid phase random, as a crop of a served image would be).
-    `canonicalise` (native crop files for a `face_crop` model) first normalises each crop exactly as serving does.
-    """
-
-    def __init__(
-        self, spec: InputSpec, augment: AugmentConfig, native: bool = False, canonicalise: bool = False
-    ) -> None:
-        self.spec = spec
-        self.augment = augment
-        self.native = native
-        self.canonicalise = canonicalise
-        geometric: list[Callable[[Image.Image], Image.Image]] = []
-        if augment.enabled and native:
-            geometric += [v2.RandomHorizontalFlip()] if augment.horizontal_flip else []
-        elif augment.enabled:
-            crop = v2.RandomResizedCrop(spec.input_size, scale=augment.crop_scale, ratio=augment.crop_ratio)
-            interpolation = v2.InterpolationMode(augment.rotation_interpolation)
-            rotation = [v2.RandomRotation(augment.rotation_degrees, interpolation=interpolation)]
-            rotation = rotation if augment.rotation_degrees > 0 else []
-            flip = [v2.RandomHorizontalFlip()] if augment.horizontal_flip else []
-            if augment.resampling_probability < 1.0:
-                geometric += [v2.RandomApply([crop, *rotation], p=augment.resampling_probability), *flip]
-            else:  # the original order (crop, flip, rotation), so older recipes draw the same random numbers
-                geometric += [crop, *flip, *rotation]
-            if augment.shift_blocks > 0:
-                geometric.append(BlockShift(augment.shift_blocks))
-        if augment.enabled and augment.color_jitter > 0:
-            strength = augment.color_jitter
-            geometric.append(v2.ColorJitter(strength, strength, strength, min(0.5, strength / 4)))
-        self._pipeline = v2.Compose(geometric) if geometric else None
-
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        if self.canonicalise:
-            image = canonical_face(image, self.spec.input_size)
-        if self._pipeline is not None:
-            image = self._pipeline(image)
-            if self.native and random.random() < self.augment.downscale_probability:
-                image = random_downscale(image, self.augment.downscale_range)
-            if random.random() < self.augment.blur_probability:
-                image = image.filter(ImageFilter.GaussianBlur(random.uniform(*self.augment.blur_sigma)))
-            if random.random() < self.augment.jpeg_probability:
-                image = recompress_jpeg(image, random.randint(*self.augment.jpeg_quality))
-        if self.native:
-            image = random_window(image, self.spec.input_size) if self.augment.enabled else self._centre(image)
-        return preprocess(image, self.spec)
-
-    def _centre(self, image: Image.Image) -> Image.Image:
-        return model_windows(image, self.spec.input_size)[0]
-
-
 class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
     """(model input, label) per record; with `self_blend_probability`, that share of the real faces drawn becomes a
     self-blended fake (`synthesis.self_blend`) for that draw."""
@@ -432,18 +323,6 @@ class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
         if label == AUTHENTIC and self.self_blend_probability > 0 and random.random() < self.self_blend_probability:
             image, label = self_blend(image, random.Random(random.getrandbits(64))), SYNTHETIC
         return self.transform(image), label
-
-
-def training_transforms(
-    spec: InputSpec, augment: AugmentConfig, framing: Framing, crop_files: CropFiles
-) -> tuple[TrainingTransform, TrainingTransform]:
-    """The (training, validation) transforms of a recipe: how its crop files reach the model."""
-    native = framing == "native_face_crop"
-    canonicalise = framing == "face_crop" and crop_files == "native"
-    return (
-        TrainingTransform(spec, augment, native, canonicalise),
-        TrainingTransform(spec, AugmentConfig(enabled=False), native, canonicalise),
-    )
 
 
 def without_sources(records: Sequence[ImageRecord], sources: Iterable[str]) -> list[ImageRecord]:
@@ -502,74 +381,6 @@ def make_loader(
         persistent_workers=num_workers > 0,
         drop_last=False,
     )
-
-
-def sharpness(image: Image.Image) -> float:
-    """log variance of the Laplacian map: how much fine detail an image holds (blur and upscaling lower it)."""
-    laplacian = laplacian_map(image_to_unit_tensor(image).unsqueeze(0))
-    return float(np.log(laplacian.var().item() + 1e-12))
-
-
-def sharpness_balancing_weights(
-    labels: Sequence[int],
-    sharpness_values: Sequence[float],
-    bins: int = 10,
-    base_weights: Sequence[float] | np.ndarray | None = None,
-) -> np.ndarray:
-    """Sampling weights under which sharpness says nothing about the label.
-
-    Sources differ in how sharp their faces are (upscaled web photos vs. crisp generator output), so
-    sharpness alone separates real from fake — a shortcut, not a forgery trace. Within each sharpness
-    decile both classes get the same total weight (half the decile's share), so a classifier on
-    sharpness is at chance on the training distribution. A decile holding one class only keeps its
-    images at their plain weight: nothing to balance against. `base_weights` (e.g. from
-    `source_balancing_weights`) are kept in proportion within each decile and class.
-    """
-    label_array = np.asarray(labels)
-    values = np.asarray(sharpness_values, dtype=np.float64)
-    base = np.ones(len(values)) if base_weights is None else np.asarray(base_weights, dtype=np.float64)
-    edges = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
-    bin_of = np.searchsorted(edges, values, side="right")
-    weights = base.copy()
-    for b in range(bins):
-        in_bin = bin_of == b
-        class_totals = [float(base[in_bin & (label_array == c)].sum()) for c in (AUTHENTIC, SYNTHETIC)]
-        if min(class_totals) == 0:
-            continue
-        for c, total in zip((AUTHENTIC, SYNTHETIC), class_totals, strict=True):
-            members = in_bin & (label_array == c)
-            weights[members] = base[members] * sum(class_totals) / (2 * total)
-    normalised: np.ndarray = weights / weights.mean()
-    return normalised
-
-
-def source_balancing_weights(records: Sequence[ImageRecord]) -> np.ndarray:
-    """Sampling weights that give every (source, class) group the same share of draws, whatever its size: a
-    small source that carries a hard pairing (StyleGAN vs FFHQ) is then seen as often as a large easy one."""
-    group_sizes = Counter((r.source, r.label) for r in records)
-    weights = np.array([1.0 / group_sizes[(r.source, r.label)] for r in records])
-    normalised: np.ndarray = weights / weights.mean()
-    return normalised
-
-
-def sampling_weights(
-    records: Sequence[ImageRecord], sharpness_values: Sequence[float], balance_sources: bool, balance_sharpness: bool
-) -> np.ndarray:
-    """A recipe's training sampling weights: source balancing first, then sharpness balancing on top of it."""
-    weights = source_balancing_weights(records) if balance_sources else np.ones(len(records))
-    if balance_sharpness:
-        weights = sharpness_balancing_weights([r.label for r in records], sharpness_values, base_weights=weights)
-    return weights
-
-
-def draw_shares(records: Sequence[ImageRecord], weights: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """Share of an epoch's draws that goes to each `source/class` group under these sampling weights."""
-    totals: dict[str, float] = {}
-    for record, weight in zip(records, weights, strict=True):
-        group = f"{record.source}/{'fake' if record.label == SYNTHETIC else 'real'}"
-        totals[group] = totals.get(group, 0.0) + float(weight)
-    whole = sum(totals.values())
-    return {group: round(total / whole, 4) for group, total in sorted(totals.items())}
 
 
 def summarise(records: Sequence[ImageRecord]) -> dict[str, dict[str, int]]:

@@ -5,9 +5,8 @@ validation only, and write the report (JSON + Markdown) and plots. The numbers t
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,124 +18,36 @@ from torch import nn
 from detecteur.config import (
     LABEL_NAMES,
     RUN_BEST_MODEL_FILE,
-    RUN_CALIBRATED_MODEL_FILE,
-    RUN_CONFIG_FILE,
     RUN_METRICS_FILE,
     CropFiles,
     Framing,
     Settings,
     TrainConfig,
 )
-from detecteur.files import atomic_write_text
-from detecteur.inference.windows import region_logits
+from detecteur.inference.windows import network_region_logits
 from detecteur.inputs.preprocess import InputSpec, preprocess
-from detecteur.model.backends import TorchBackend
-from detecteur.model.networks import load_model, pick_device, predict_logits, save_model
+from detecteur.model.file import ModelMetadata
+from detecteur.model.networks import load_model, pick_device, predict_logits
+from detecteur.model.probabilities import FloatArray, fake_probabilities
 from detecteur.training import plots
+from detecteur.training.augment import recompress_jpeg
+from detecteur.training.calibrate import CalibrationFit, fit_calibration
 from detecteur.training.data import (
     ImageRecord,
     make_loader,
     open_image,
     read_records,
-    recompress_jpeg,
     scan_dataset,
     select_split,
 )
-from detecteur.training.ensemble import ENSEMBLE_KEY, is_ensemble_run
 from detecteur.training.metrics import (
-    FloatArray,
     IntArray,
-    choose_threshold,
     compute_metrics,
     expected_calibration_error,
-    fake_probabilities,
-    fit_temperature,
     has_both_classes,
     roc_auc_by_group,
 )
-
-
-def _format_value(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool | int | str):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return json.dumps(value)
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, bool | int | float | str)
-
-
-def _key_value_table(values: dict[str, Any]) -> list[str]:
-    lines = ["| metric | value |", "| --- | --- |"]
-    lines += [f"| {key} | {_format_value(value)} |" for key, value in values.items()]
-    return lines
-
-
-def _confusion_matrix_table(matrix: list[list[int]]) -> list[str]:
-    lines = [
-        "| true \\ predicted | " + " | ".join(LABEL_NAMES) + " |",
-        "| --- | " + " | ".join("---:" for _ in LABEL_NAMES) + " |",
-    ]
-    lines += [
-        f"| {name} | " + " | ".join(str(count) for count in row) + " |"
-        for name, row in zip(LABEL_NAMES, matrix, strict=True)
-    ]
-    return lines
-
-
-def nested_table(rows: dict[str, dict[str, Any]], first_header: str, columns: Sequence[str] | None = None) -> list[str]:
-    """Markdown table, one row per key of `rows`; columns default to every scalar metric that appears
-    (the shared threshold excepted — the confusion matrix does not fit in a cell)."""
-    if columns is None:
-        columns = []
-        for metrics in rows.values():
-            columns += [
-                key for key, value in metrics.items() if _is_scalar(value) and key != "threshold" and key not in columns
-            ]
-    lines = [
-        f"| {first_header} | " + " | ".join(columns) + " |",
-        "| --- | " + " | ".join("---:" for _ in columns) + " |",
-    ]
-    lines += [
-        f"| {name} | " + " | ".join(_format_value(metrics.get(column)) for column in columns) + " |"
-        for name, metrics in rows.items()
-    ]
-    return lines
-
-
-def _report_markdown(report: dict[str, Any]) -> str:
-    lines = ["# Evaluation report", "", "## Metrics", ""]
-    lines += _key_value_table({key: value for key, value in report.items() if _is_scalar(value)})
-    if "confusion_matrix" in report:
-        lines += ["", "## Confusion matrix", "", *_confusion_matrix_table(report["confusion_matrix"])]
-    for key, value in report.items():
-        if key == "confusion_matrix" or _is_scalar(value):
-            continue
-        lines += ["", f"## {key.replace('_', ' ').capitalize()}", ""]
-        if isinstance(value, dict) and value and all(isinstance(row, dict) for row in value.values()):
-            lines += nested_table(value, "source" if key == "per_source" else "")
-        elif isinstance(value, dict):
-            lines += _key_value_table(value)
-        else:
-            lines += ["```json", json.dumps(value, indent=2), "```"]
-    return "\n".join(lines) + "\n"
-
-
-def write_report(report: dict[str, Any], directory: Path) -> None:
-    """Write `report.json` (the dict, indent 2) and `report.md` (readable tables) into `directory`.
-
-    `report` holds the headline metrics of `compute_metrics` at its top level; optional sections are rendered
-    too: "per_source" ({source: metrics}), "calibration" ({"temperature", "ece_before", "ece_after"}) and any
-    other dict or list. Both files are replaced atomically; the directory is created when missing.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(directory / "report.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(directory / "report.md", _report_markdown(report))
-
+from detecteur.training.runs import REPORT_DIR, RunDescription, read_description, write_report
 
 # --- Evaluating a model on images: a run's val/test split, or any {real,fake}/ folder -------------------
 
@@ -185,7 +96,7 @@ def _score_records(
         regions = [open_image(record.path) for record in records]
         if perturbation is not None:
             regions = [perturbation(region) for region in regions]
-        logits = region_logits(TorchBackend(model, device), spec, framing, regions, batch_size)
+        logits = network_region_logits(model, spec, framing, regions, device, batch_size)
         return logits.astype(np.float64), np.array([record.label for record in records], dtype=np.int64)
     transform = PerturbedInput(perturbation, spec) if perturbation else None
     loader = make_loader(records, spec, None, batch_size, num_workers, seed=0, shuffle=False, transform=transform)
@@ -298,19 +209,31 @@ def _robustness(
     return table
 
 
+@dataclass(frozen=True)
+class RunEvaluation:
+    """A run's evaluation: the report as written, and what `calibrate.save_calibrated_model` records."""
+
+    report: dict[str, Any]
+    model: nn.Module
+    metadata: ModelMetadata
+    calibration: CalibrationFit
+    # The test, validation, calibration and per-source figures the calibrated model file carries.
+    metrics: dict[str, Any]
+
+
 def evaluate_run(
     run_dir: Path, out_dir: Path | None = None, device_name: str | None = None, robustness: bool = False
-) -> dict[str, Any]:
+) -> RunEvaluation:
     """Calibrate a run's best model on its validation split and report on its test split.
 
-    Temperature and decision threshold are fitted on validation only; the test split is touched once,
-    for the report. Writes `model.safetensors` (weights + calibration + test metrics) into the run,
-    `report.json`/`report.md` and plots into `out_dir` (default: `<run>/report`).
+    Temperature and decision threshold are fitted on validation only (`calibrate.fit_calibration`); the test split
+    is touched once, for the report. Writes `report.json`/`report.md` and plots into `out_dir` (default:
+    `<run>/report`); the calibrated model file is `calibrate.save_calibrated_model`'s to write.
     """
-    description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
-    config = TrainConfig.model_validate(description["config"])
-    split_file = Path(description["split_file"])
-    out_dir = out_dir or run_dir / "report"
+    description = read_description(run_dir)
+    config = description.recipe
+    split_file = Path(description.split_file)
+    out_dir = out_dir or run_dir / REPORT_DIR
     device = pick_device(device_name)
     model, metadata = load_model(run_dir / RUN_BEST_MODEL_FILE, device)
     spec = metadata.input_spec
@@ -324,12 +247,9 @@ def evaluate_run(
         model, test_records, spec, device, config.batch_size, config.num_workers, framing=framing
     )
 
-    # Undo the class-weight prior shift first, then fit the temperature: both from training facts and the
-    # validation split only.
-    adjustment = (math.log(config.class_weights[0]), math.log(config.class_weights[1]))
-    temperature = fit_temperature(val_logits - np.asarray(adjustment), val_labels)
+    fit = fit_calibration(val_logits, val_labels, config.class_weights)
+    adjustment, temperature, threshold = fit.logit_adjustment, fit.temperature, fit.threshold
     val_probs = fake_probabilities(val_logits, temperature, adjustment)
-    threshold = choose_threshold(val_labels, val_probs)
     test_raw = fake_probabilities(test_logits)
     test_probs = fake_probabilities(test_logits, temperature, adjustment)
     metrics = compute_metrics(test_labels, test_probs, threshold)
@@ -346,12 +266,7 @@ def evaluate_run(
     }
     per_source = _per_source(test_records, test_labels, test_probs, threshold)
     figures = _draw_figures(test_labels, test_raw, test_probs, metrics["confusion_matrix"], out_dir)
-    if is_ensemble_run(description):  # an ensemble trained nothing itself: its members did
-        for member in description[ENSEMBLE_KEY]:
-            curves = out_dir / f"training_curves_{Path(member).name}.png"
-            figures.append(str(plots.plot_training_curves(Path(member) / RUN_METRICS_FILE, curves)))
-    else:
-        figures.append(str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png")))
+    figures += _training_curves(run_dir, description, out_dir)
     hardest_errors = _hardest_errors(test_records, test_labels, test_probs, threshold)
     if hardest_errors:
         title = "Most confidently wrong test images"
@@ -374,25 +289,18 @@ def evaluate_run(
         report["robustness"] = _robustness(
             model, test_records, spec, device, config, (temperature, adjustment, threshold), metrics["roc_auc"], framing
         )
-    write_report(report, out_dir)
+    model_metrics = {"test": metrics, "validation": validation, "calibration": calibration, "per_source": per_source}
+    return RunEvaluation(write_report(report, out_dir), model, metadata, fit, model_metrics)
 
-    low, high = metadata.borderline_band
-    calibrated = metadata.model_copy(
-        update={
-            "logit_adjustment": adjustment,
-            "temperature": temperature,
-            "threshold": threshold,
-            "borderline_band": (min(low, threshold), max(high, threshold)),
-            "metrics": {
-                "test": metrics,
-                "validation": validation,
-                "calibration": calibration,
-                "per_source": per_source,
-            },
-        }
-    )
-    save_model(model, calibrated, run_dir / RUN_CALIBRATED_MODEL_FILE)
-    return report
+
+def _training_curves(run_dir: Path, description: RunDescription, out_dir: Path) -> list[str]:
+    """The run's training curves; an ensemble trained nothing itself, so its members' curves."""
+    if not description.is_ensemble:
+        return [str(plots.plot_training_curves(run_dir / RUN_METRICS_FILE, out_dir / "training_curves.png"))]
+    return [
+        str(plots.plot_training_curves(member / RUN_METRICS_FILE, out_dir / f"training_curves_{member.name}.png"))
+        for member in description.member_runs
+    ]
 
 
 def evaluate_folder(
@@ -424,5 +332,4 @@ def evaluate_folder(
         "figures": _draw_figures(labels, raw, probs, metrics["confusion_matrix"], out_dir),
         "report_dir": str(out_dir),
     }
-    write_report(report, out_dir)
-    return report
+    return write_report(report, out_dir)

@@ -10,7 +10,6 @@ version, so the table shows which run became which release.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,14 @@ import matplotlib.pyplot as plt
 from detecteur.config import ENSEMBLE, RUN_BEST_MODEL_FILE, RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
 from detecteur.files import atomic_write_text
 from detecteur.model.networks import ModelFileError, read_metadata
-from detecteur.training.ensemble import ENSEMBLE_KEY, is_ensemble_run
-from detecteur.training.plots import BY_SOURCE_KEY, DPI
-from detecteur.training.train import read_epoch_metrics
+from detecteur.training.plots import DPI
+from detecteur.training.runs import (
+    best_epoch,
+    read_description,
+    read_epochs,
+    read_report_if_any,
+    training_seconds,
+)
 
 # The sources whose validation and test AUC get columns of their own: the two in-distribution sets with both
 # classes (the others hold one class only, so they have no AUC of their own).
@@ -88,20 +92,22 @@ def _started_from(config: dict[str, Any]) -> str:
 
 def summarise_run(run_dir: Path, runs_dir: Path, releases: dict[str, str], recipes_dir: Path) -> RunSummary | None:
     """One run's row, or None for a run that has not finished an epoch (or an ensemble not yet evaluated)."""
-    description = json.loads((run_dir / RUN_CONFIG_FILE).read_text())
-    config = description["config"]
-    report_file = run_dir / "report" / "report.json"
-    test = json.loads(report_file.read_text()) if report_file.is_file() else None
-    epochs = read_epoch_metrics(run_dir)
-    ensemble = is_ensemble_run(description)
+    description = read_description(run_dir)
+    config = description.config
+    report = read_report_if_any(run_dir)
+    test = report.model_dump(exclude_unset=True) if report is not None else None
+    epochs = read_epochs(run_dir)
+    ensemble = description.is_ensemble
     if ensemble:
-        if test is None:
+        if report is None:
             return None
         # Trained nothing itself: its figures are those of the evaluation, at epoch 0.
-        validation = test["validation"]
-        best = {"epoch": 0, "val_auc": validation["roc_auc"], BY_SOURCE_KEY: validation.get("roc_auc_by_source", {})}
+        validation = report.validation
+        best_epoch_number, best_val_auc = 0, float(validation["roc_auc"])
+        best_by_source = validation.get("roc_auc_by_source", {})
     elif epochs:
-        best = max(epochs, key=lambda epoch: epoch["val_auc"])
+        best = best_epoch(epochs)
+        best_epoch_number, best_val_auc, best_by_source = best.epoch, best.val_auc, best.val_auc_by_source
     else:
         return None
     shipped_as = None
@@ -112,25 +118,25 @@ def summarise_run(run_dir: Path, runs_dir: Path, releases: dict[str, str], recip
         except ModelFileError:
             shipped_as = None
     recipe = recipes_dir / f"{run_dir.name}.toml"
-    speeds = [epoch["images_per_second"] for epoch in epochs if epoch.get("images_per_second")]
-    train_summary = description.get("data_summary", {}).get("train")
+    speeds = [epoch.images_per_second for epoch in epochs if epoch.images_per_second]
+    train_summary = description.data_summary.get("train")
     return RunSummary(
         name=run_dir.relative_to(runs_dir).as_posix(),
-        split_file=description.get("split_file"),
+        split_file=description.split_file,
         recipe=recipe.as_posix() if recipe.is_file() else None,
         arch=ENSEMBLE if ensemble else config["arch"],
         in_chans=int(config["in_chans"]),
         started_from=(
-            " + ".join(Path(member).name for member in description[ENSEMBLE_KEY]) if ensemble else _started_from(config)
+            " + ".join(member.name for member in description.member_runs) if ensemble else _started_from(config)
         ),
         train_images=sum(train_summary.values()) if isinstance(train_summary, dict) else None,
         epochs_run=len(epochs),
         epochs_planned=len(epochs) if ensemble else int(config["epochs"]),
-        minutes=sum(epoch["seconds"] for epoch in epochs) / 60,
+        minutes=training_seconds(epochs) / 60,
         images_per_second=sum(speeds) / len(speeds) if speeds else None,
-        best_epoch=int(best["epoch"]),
-        best_val_auc=float(best["val_auc"]),
-        best_val_auc_by_source={k: float(v) for k, v in best.get(BY_SOURCE_KEY, {}).items() if v is not None},
+        best_epoch=best_epoch_number,
+        best_val_auc=best_val_auc,
+        best_val_auc_by_source={k: float(v) for k, v in best_by_source.items() if v is not None},
         test=test,
         shipped_as=shipped_as,
     )

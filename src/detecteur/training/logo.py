@@ -25,21 +25,21 @@ from PIL import Image
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
-from detecteur.config import AUTHENTIC, RUN_BEST_MODEL_FILE, RUN_METRICS_FILE, SYNTHETIC, TrainConfig
+from detecteur.config import AUTHENTIC, RUN_BEST_MODEL_FILE, SYNTHETIC, TrainConfig
 from detecteur.files import atomic_write_text
-from detecteur.inference.windows import region_logits
-from detecteur.model.backends import TorchBackend
+from detecteur.inference.windows import network_region_logits
 from detecteur.model.networks import ModelMetadata, load_model
+from detecteur.model.probabilities import fake_probabilities
+from detecteur.training.augment import recompress_jpeg
 from detecteur.training.data import (
     ImageRecord,
     open_image,
     read_records,
-    recompress_jpeg,
     scan_dataset,
     select_split,
-    sharpness,
 )
-from detecteur.training.metrics import fake_probabilities
+from detecteur.training.runs import best_epoch, read_epochs
+from detecteur.training.sampling import sharpness
 
 console = Console(stderr=True)
 
@@ -70,8 +70,7 @@ def web_version(image: Image.Image, key: str) -> Image.Image:
 
 def score_regions(model: torch.nn.Module, metadata: ModelMetadata, regions: Sequence[Image.Image]) -> np.ndarray:
     """Uncalibrated fake probabilities of native face crops, windows averaged as the service does."""
-    backend = TorchBackend(model, torch.device("cpu"))
-    return fake_probabilities(region_logits(backend, metadata.input_spec, metadata.framing, regions))
+    return fake_probabilities(network_region_logits(model, metadata.input_spec, metadata.framing, regions))
 
 
 def _sample(records: Sequence[ImageRecord], limit: int, seed: int = 0) -> list[ImageRecord]:
@@ -193,8 +192,7 @@ def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
 
 def _fold_finished(run_dir: Path, epochs: int) -> bool:
     # A fine-tuned run writes one metrics line per epoch; a probe its one line after its model file.
-    metrics = run_dir / RUN_METRICS_FILE
-    return metrics.is_file() and len(metrics.read_text().splitlines()) >= epochs
+    return len(read_epochs(run_dir)) >= epochs
 
 
 def run_fold(
@@ -223,7 +221,7 @@ def run_fold(
         "conditions": {
             k: asdict(v) for k, v in score_records(model, metadata, held_out_fakes + test_reals, threshold).items()
         },
-        "val_auc": max(json.loads(line)["val_auc"] for line in (run_dir / RUN_METRICS_FILE).read_text().splitlines()),
+        "val_auc": best_epoch(read_epochs(run_dir)).val_auc,
     }
     if cross_dataset is not None:
         cross = _sample(scan_dataset(cross_dataset), MAX_FOLD_FAKES + MAX_FOLD_REALS)

@@ -17,23 +17,16 @@ import numpy as np
 import numpy.typing as npt
 
 from detecteur.config import AUTHENTIC, SYNTHETIC
+from detecteur.model.probabilities import FloatArray, check_logits
 
-# scipy and sklearn are imported inside the functions that use them: the service needs only
-# `fake_probabilities`, and importing them costs its start-up seconds.
+# scipy and sklearn are imported inside the functions that use them: importing them costs seconds. The model's
+# output as a probability, `fake_probabilities`, is model/probabilities.py's (the service reads it too).
 
-FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 TEMPERATURE_BOUNDS: tuple[float, float] = (0.05, 20.0)
 THRESHOLD_BOUNDS: tuple[float, float] = (0.01, 0.99)
 DEFAULT_THRESHOLD = 0.5
-
-
-def _check_logits(logits: npt.ArrayLike) -> FloatArray:
-    array = np.asarray(logits, dtype=np.float64)
-    if array.ndim != 2 or array.shape[1] != 2:
-        raise ValueError(f"logits must have shape (N, 2) (authentic, synthetic); got {array.shape}")
-    return array
 
 
 def _check_labels(labels: npt.ArrayLike) -> IntArray:
@@ -61,21 +54,6 @@ def has_both_classes(labels: IntArray) -> bool:
     return bool(np.unique(labels).size == 2)
 
 
-def fake_probabilities(
-    logits: npt.ArrayLike, temperature: float = 1.0, logit_adjustment: tuple[float, float] = (0.0, 0.0)
-) -> FloatArray:
-    """Probability of the synthetic class, softmax((logits − logit_adjustment) / temperature)[:, 1], for
-    logits of shape (N, 2). The adjustment (log class weights of training) undoes a weighted loss's prior
-    shift; the temperature comes from validation."""
-    if not temperature > 0.0:
-        raise ValueError(f"temperature must be positive; got {temperature}")
-    scaled = (_check_logits(logits) - np.asarray(logit_adjustment, dtype=np.float64)) / temperature
-    # Subtracting the row maximum keeps exp() finite for large logits without changing the softmax.
-    shifted = np.exp(scaled - scaled.max(axis=1, keepdims=True))
-    probs: FloatArray = shifted[:, SYNTHETIC] / shifted.sum(axis=1)
-    return probs
-
-
 def _negative_log_likelihood(logits: FloatArray, labels: IntArray, temperature: float) -> float:
     from scipy.special import logsumexp
 
@@ -92,7 +70,7 @@ def fit_temperature(logits: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """
     from scipy.optimize import minimize_scalar
 
-    logit_array = _check_logits(logits)
+    logit_array = check_logits(logits)
     label_array = _check_labels(labels)
     if label_array.size != logit_array.shape[0]:
         raise ValueError(f"{logit_array.shape[0]} logit rows but {label_array.size} labels")

@@ -1,0 +1,82 @@
+"""What a training epoch draws: sampling weights that balance sources and take sharpness away as a shortcut, and the
+share of draws each source gets under them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from detecteur.config import AUTHENTIC, SYNTHETIC
+from detecteur.inputs.preprocess import image_to_unit_tensor, laplacian_map
+from detecteur.training.data import ImageRecord
+
+
+def sharpness(image: Image.Image) -> float:
+    """log variance of the Laplacian map: how much fine detail an image holds (blur and upscaling lower it)."""
+    laplacian = laplacian_map(image_to_unit_tensor(image).unsqueeze(0))
+    return float(np.log(laplacian.var().item() + 1e-12))
+
+
+def sharpness_balancing_weights(
+    labels: Sequence[int],
+    sharpness_values: Sequence[float],
+    bins: int = 10,
+    base_weights: Sequence[float] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Sampling weights under which sharpness says nothing about the label.
+
+    Sources differ in how sharp their faces are (upscaled web photos vs. crisp generator output), so
+    sharpness alone separates real from fake — a shortcut, not a forgery trace. Within each sharpness
+    decile both classes get the same total weight (half the decile's share), so a classifier on
+    sharpness is at chance on the training distribution. A decile holding one class only keeps its
+    images at their plain weight: nothing to balance against. `base_weights` (e.g. from
+    `source_balancing_weights`) are kept in proportion within each decile and class.
+    """
+    label_array = np.asarray(labels)
+    values = np.asarray(sharpness_values, dtype=np.float64)
+    base = np.ones(len(values)) if base_weights is None else np.asarray(base_weights, dtype=np.float64)
+    edges = np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1])
+    bin_of = np.searchsorted(edges, values, side="right")
+    weights = base.copy()
+    for b in range(bins):
+        in_bin = bin_of == b
+        class_totals = [float(base[in_bin & (label_array == c)].sum()) for c in (AUTHENTIC, SYNTHETIC)]
+        if min(class_totals) == 0:
+            continue
+        for c, total in zip((AUTHENTIC, SYNTHETIC), class_totals, strict=True):
+            members = in_bin & (label_array == c)
+            weights[members] = base[members] * sum(class_totals) / (2 * total)
+    normalised: np.ndarray = weights / weights.mean()
+    return normalised
+
+
+def source_balancing_weights(records: Sequence[ImageRecord]) -> np.ndarray:
+    """Sampling weights that give every (source, class) group the same share of draws, whatever its size: a
+    small source that carries a hard pairing (StyleGAN vs FFHQ) is then seen as often as a large easy one."""
+    group_sizes = Counter((r.source, r.label) for r in records)
+    weights = np.array([1.0 / group_sizes[(r.source, r.label)] for r in records])
+    normalised: np.ndarray = weights / weights.mean()
+    return normalised
+
+
+def sampling_weights(
+    records: Sequence[ImageRecord], sharpness_values: Sequence[float], balance_sources: bool, balance_sharpness: bool
+) -> np.ndarray:
+    """A recipe's training sampling weights: source balancing first, then sharpness balancing on top of it."""
+    weights = source_balancing_weights(records) if balance_sources else np.ones(len(records))
+    if balance_sharpness:
+        weights = sharpness_balancing_weights([r.label for r in records], sharpness_values, base_weights=weights)
+    return weights
+
+
+def draw_shares(records: Sequence[ImageRecord], weights: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Share of an epoch's draws that goes to each `source/class` group under these sampling weights."""
+    totals: dict[str, float] = {}
+    for record, weight in zip(records, weights, strict=True):
+        group = f"{record.source}/{'fake' if record.label == SYNTHETIC else 'real'}"
+        totals[group] = totals.get(group, 0.0) + float(weight)
+    whole = sum(totals.values())
+    return {group: round(total / whole, 4) for group, total in sorted(totals.items())}
