@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -287,7 +288,7 @@ def quantise(
             model_path, split, out, calibration_images, max_test_images, say=lambda line: console.print(line)
         )
     except (QuantisationError, ModelFileError, OSError) as error:
-        raise _fail(f"cannot quantise {model_path}: {error}") from error
+        raise fail(f"cannot quantise {model_path}: {error}") from error
     console.print_json(data={"graph": str(written), **asdict(report)})
     verdict = "passes: served by default" if report.passed else "not served by default: " + "; ".join(report.reasons)
     console.print(f"int8 {verdict}")

@@ -28,8 +28,8 @@ import numpy as np
 from detecteur.files import atomic_path, file_sha256
 from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, SOURCE_SHA256_KEY, graph_for_serving, onnx_metadata_props
 from detecteur.model.file import METADATA_KEY, ModelFileError, ModelMetadata, read_metadata
+from detecteur.model.probabilities import fake_probabilities
 from detecteur.model.serving_session import serving_session
-from detecteur.training.metrics import compute_metrics, expected_calibration_error, fake_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,9 @@ def _logits(session: Any, inputs: np.ndarray, batch: int = 32) -> np.ndarray:
 
 
 def _quality(logits: np.ndarray, labels: np.ndarray, metadata: ModelMetadata) -> QualityFigures:
+    # Measuring is the `quantise` command's work, never the server's: training's metrics load here only.
+    from detecteur.training.metrics import compute_metrics, expected_calibration_error
+
     probabilities = fake_probabilities(logits, metadata.temperature, metadata.logit_adjustment)
     metrics = compute_metrics(labels, probabilities, metadata.threshold)
     return QualityFigures(

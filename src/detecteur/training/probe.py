@@ -16,8 +16,7 @@ import json
 import random
 import time
 import zlib
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,39 +27,29 @@ from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss, roc_auc_score
 
-from detecteur import __version__
-from detecteur.config import (
-    AUTHENTIC,
-    RUN_BEST_MODEL_FILE,
-    RUN_CONFIG_FILE,
-    RUN_METRICS_FILE,
-    SYNTHETIC,
-    TrainConfig,
-)
-from detecteur.files import atomic_path, atomic_write_text, file_sha256
+from detecteur.config import AUTHENTIC, RUN_BEST_MODEL_FILE, SYNTHETIC, TrainConfig
+from detecteur.files import atomic_path, file_sha256
 from detecteur.inputs.preprocess import model_windows, preprocess
 from detecteur.model.networks import (
-    ModelMetadata,
     StageStatisticsProbe,
     autocast_context,
     input_spec_for,
     mixed_precision_pays,
     save_model,
 )
+from detecteur.training.augment import TrainingTransform
 from detecteur.training.data import (
     ImageRecord,
-    TrainingTransform,
-    draw_shares,
     open_image,
     read_records,
-    sampling_weights,
     select_split,
-    sharpness,
     stratified_subset,
     summarise,
     without_sources,
 )
 from detecteur.training.metrics import roc_auc_by_group
+from detecteur.training.runs import EpochRecord, describe_run, new_model_metadata, write_description, write_epochs
+from detecteur.training.sampling import draw_shares, sampling_weights, sharpness
 from detecteur.training.synthesis import self_blend
 
 console = Console(stderr=True)
@@ -219,9 +208,7 @@ def fit_logistic(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, 
     return mean, scale, regression.coef_[0], regression.intercept_
 
 
-def fit_probe(
-    config: TrainConfig, split_file: Path, run_dir: Path, current_git_commit: Callable[[], str | None]
-) -> Path:
+def fit_probe(config: TrainConfig, split_file: Path, run_dir: Path) -> Path:
     """Fit the recipe's probe on the split's training views; validate; write the run folder."""
     started = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -253,47 +240,33 @@ def fit_probe(
     train_probabilities = probabilities(features)
     val_auc = float(roc_auc_score(val_labels, val_probabilities))
     seconds = time.perf_counter() - started
-    epoch_record = {
-        "epoch": 1,
-        "train_loss": float(log_loss(labels, train_probabilities, sample_weight=weights)),
-        "train_accuracy": float(((train_probabilities >= 0.5) == labels).mean()),
-        "val_loss": float(log_loss(val_labels, val_probabilities, labels=[AUTHENTIC, SYNTHETIC])),
-        "val_auc": val_auc,
-        "val_accuracy": float(((val_probabilities >= 0.5) == val_labels).mean()),
-        "val_auc_by_source": roc_auc_by_group([r.source for r in val_records], val_labels, val_probabilities),
-        "lr": 0.0,
-        "seconds": seconds,
-        "images_per_second": len(requests) / seconds,
-    }
-    commit = current_git_commit()
-    description = {
-        "config": config.model_dump(mode="json"),
-        "split_file": str(split_file),
-        "split_sha256": file_sha256(split_file),
-        "device": "cpu",
-        "data_summary": data_summary,
-        "package_version": __version__,
-        "git_commit": commit,
-        "processes": 1,
-    }
-    atomic_write_text(run_dir / RUN_CONFIG_FILE, json.dumps(description, indent=2) + "\n")
-    spec = extractor.spec
-    metadata = ModelMetadata(
-        version=f"{__version__}+{run_dir.name}",
+    epoch_record = EpochRecord(
+        epoch=1,
+        train_loss=float(log_loss(labels, train_probabilities, sample_weight=weights)),
+        train_accuracy=float(((train_probabilities >= 0.5) == labels).mean()),
+        val_loss=float(log_loss(val_labels, val_probabilities, labels=[AUTHENTIC, SYNTHETIC])),
+        val_auc=val_auc,
+        val_accuracy=float(((val_probabilities >= 0.5) == val_labels).mean()),
+        val_auc_by_source=roc_auc_by_group([r.source for r in val_records], val_labels, val_probabilities),
+        lr=0.0,
+        seconds=seconds,
+        images_per_second=len(requests) / seconds,
+    )
+    description = describe_run(
+        config.model_dump(mode="json"), split_file, file_sha256(split_file), "cpu", data_summary, processes=1
+    )
+    write_description(run_dir, description)
+    metadata = new_model_metadata(
+        run_dir,
+        description,
+        extractor.spec,
         arch=config.arch,
         head="stage_statistics_probe",
-        input_size=spec.input_size,
-        in_chans=spec.in_chans,
         framing=config.framing,
-        mean=spec.mean,
-        std=spec.std,
         metrics={"val_auc_at_training": val_auc, "epoch": 1},
-        data_summary=data_summary,
         training=config.model_dump(mode="json"),
-        git_commit=commit,
-        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     save_model(network, metadata, run_dir / RUN_BEST_MODEL_FILE)
-    atomic_write_text(run_dir / RUN_METRICS_FILE, json.dumps(epoch_record) + "\n")
+    write_epochs(run_dir, [epoch_record])  # last: a fold with its metrics line has its model file
     console.print(f"probe fitted: val AUC {val_auc:.4f}, {seconds:.0f} s")
     return run_dir / RUN_BEST_MODEL_FILE

@@ -176,7 +176,7 @@ def train(
     if config.method == "frozen_probe":
         from detecteur.training.probe import fit_probe
 
-        return fit_probe(config, split_file, run_dir, current_git_commit)
+        return fit_probe(config, split_file, run_dir)
     device = pick_device(device_name)
     processes = distributed.SINGLE_PROCESS
     if distributed_run:
