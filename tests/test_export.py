@@ -13,13 +13,14 @@ from detecteur.cli import app
 from detecteur.config import Settings
 from detecteur.files import file_sha256
 from detecteur.inference.engine import Detector
+from detecteur.model import export
 from detecteur.model.export import (
     MAX_PROBABILITY_DIFFERENCE,
     ensure_onnx,
     max_probability_difference,
     read_onnx_metadata,
 )
-from detecteur.model.networks import ModelFileError, build, export, read_metadata, save_model
+from detecteur.model.networks import ModelFileError, build, read_metadata, save_model
 from tests.test_faces import SAMPLES
 from tests.test_model import metadata_for
 

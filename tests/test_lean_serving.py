@@ -29,9 +29,10 @@ from detecteur.inference.scoring import IMAGE_SUFFIXES
 from detecteur.inference.windows import region_logits
 from detecteur.inputs.faces import framed_windows, native_face_crop
 from detecteur.inputs.preprocess import InputSpec, preprocess, preprocess_array
+from detecteur.model import export
 from detecteur.model.backends import OnnxRuntimeBackend, TorchBackend
 from detecteur.model.file import ModelFileError, read_metadata, verify_model_file
-from detecteur.model.networks import build, export, load_model, save_model, weights_sha256
+from detecteur.model.networks import build, load_model, save_model, weights_sha256
 from detecteur.training.data import IMAGE_SUFFIXES as TRAINING_IMAGE_SUFFIXES
 from tests.test_api import wait_until_ready
 from tests.test_faces import SAMPLES
