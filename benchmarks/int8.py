@@ -17,7 +17,8 @@ from pathlib import Path
 from benchlib import ROOT, Record, cpu_cores
 
 from detecteur.config import Settings
-from detecteur.model.quantise import CALIBRATION_IMAGES, QuantisationError, quantise_model
+from detecteur.model.quantise import CALIBRATION_IMAGES, QuantisationError
+from detecteur.training.int8 import quantise_model
 
 DEFAULT_SPLIT = ROOT / "data" / "splits" / "faces-v1" / "split.csv"
 

@@ -62,8 +62,10 @@ def checkpoint_epoch(run_dir: Path) -> int:
 @pytest.mark.usefixtures("one_torch_thread")
 def test_training_killed_mid_epoch_resumes_to_the_end_on_the_same_split(toy_split: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
-    # A forked child starts training at once (torch is already imported) and dies like any process on SIGKILL.
-    trainer = multiprocessing.get_context("fork").Process(target=train_tiny, args=(toy_split, run_dir))
+    # A child process trains and dies like any process on SIGKILL. Spawned, not forked: by now the test process
+    # runs threads (ONNX Runtime, mediapipe, the request batcher of earlier tests), and a fork taken while one of
+    # them held a lock left the child waiting on it forever (seen once in a full run).
+    trainer = multiprocessing.get_context("spawn").Process(target=train_tiny, args=(toy_split, run_dir))
     trainer.start()
     deadline = time.monotonic() + 180
     while not ((run_dir / RUN_CHECKPOINT_FILE).exists() and read_epochs(run_dir)):

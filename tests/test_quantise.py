@@ -16,14 +16,13 @@ from detecteur.model.quantise import (
     QuantisationError,
     _attach_report,
     _outputs_held,
-    _report,
     int8_graph_path,
     quantise_graph,
-    quantise_model,
     read_int8_report,
     serving_graph,
 )
 from detecteur.model.serving_session import serving_session
+from detecteur.training.int8 import _report, quantise_model
 from tests.test_lean_serving import native_graph, native_model  # noqa: F401 - shared fixtures
 
 GOOD = QualityFigures(roc_auc=0.99, ece=0.01, accuracy=0.97)

@@ -280,7 +280,8 @@ def quantise(
     """Static int8 quantisation of the model's ONNX graph, measured against fp32 on the test split (AUC, ECE,
     forward speed); served by default only if it passes the gates (docs/lean-serving.md)."""
     from detecteur.model.file import ModelFileError
-    from detecteur.model.quantise import QuantisationError, quantise_model
+    from detecteur.model.quantise import QuantisationError
+    from detecteur.training.int8 import quantise_model
 
     model_path = model or Settings().model_path
     try:
