@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from sqlalchemy import inspect
 
-from detecteur.cases.store import CaseFilter, CaseStore, NewCase, decode_cursor, open_store
+from detecteur.cases.queries import CaseFilter, decode_cursor
+from detecteur.cases.store import CaseStore, NewCase, open_store
 from detecteur.cases.tables import Base
 from detecteur.training.data import scan_dataset
 

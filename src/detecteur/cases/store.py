@@ -4,8 +4,6 @@ crash of the process (SQLite in WAL mode, PostgreSQL's commit)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
 import csv
 import io
@@ -13,39 +11,43 @@ import json
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import IO, Any, TypeVar
 
 from alembic import command
-from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
-    ColumnElement,
     DateTime,
-    Engine,
     LargeBinary,
-    and_,
-    create_engine,
     delete,
-    event,
     func,
     insert,
     literal,
-    or_,
     select,
     true,
-    tuple_,
     update,
 )
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from detecteur.cases.connection import alembic_config, create_store_engine
 from detecteur.cases.models import CaseDetail, CasePage, CaseSummary, SeenBefore
+from detecteur.cases.queries import (
+    _PREVIOUS_COLUMNS,
+    CaseFilter,
+    Cursor,
+    _cursor_after,
+    _page_ids,
+    _seen_before,
+    _summary,
+    _summary_select,
+    _utc,
+    decode_cursor,
+    encode_cursor,
+    now_utc,
+)
 from detecteur.cases.tables import CaseImageRow, CaseRow
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 _T = TypeVar("_T")
 MAX_PAGE = 500
 EXPORT_FIELDS = (
@@ -78,6 +80,10 @@ EXTENSIONS = {
 }
 
 
+# Every case: the default filter (one shared value — a frozen dataclass).
+ALL_CASES = CaseFilter()
+
+
 class StoreError(Exception):
     """The database could not be reached, migrated or written."""
 
@@ -96,220 +102,6 @@ class NewCase:
     api_key_name: str | None = None
     thumbnail: bytes | None = None
     image: bytes | None = None  # stored only when given (the service gives it when `store_images` is on)
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    verdict: str | None = None
-    decision: str | None = None  # a decision, "none" (not reviewed) or "any" (reviewed)
-    model_version: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    sha256: str | None = None
-    kind: str | None = None
-    disagreements: bool = False  # only cases whose confirmed label differs from the model's verdict
-
-    @property
-    def dated(self) -> bool:
-        """A date range pages in (created_at, id) order, down the `(created_at, id)` index: in id order the
-        database would walk every newer case before reaching the range."""
-        return self.since is not None or self.until is not None
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        clauses: list[ColumnElement[bool]] = []
-        if self.verdict:
-            clauses.append(CaseRow.verdict == self.verdict)
-        if self.decision == "none":
-            clauses.append(CaseRow.decision.is_(None))
-        elif self.decision == "any":
-            clauses.append(CaseRow.decision.is_not(None))
-        elif self.decision:
-            clauses.append(CaseRow.decision == self.decision)
-        if self.model_version:
-            clauses.append(CaseRow.model_version == self.model_version)
-        if self.since:
-            clauses.append(CaseRow.created_at >= _utc(self.since))
-        if self.until:
-            clauses.append(CaseRow.created_at < _utc(self.until))
-        if self.sha256:
-            clauses.append(CaseRow.sha256 == self.sha256.lower())
-        if self.kind:
-            clauses.append(CaseRow.kind == self.kind)
-        if self.disagreements:
-            clauses.append(_disagreement())
-        return clauses
-
-
-def _disagreement() -> ColumnElement[bool]:
-    """A confirmed label the model did not give (a borderline verdict counts: the model did not commit)."""
-    return or_(
-        and_(CaseRow.decision == "confirmed_synthetic", CaseRow.verdict != "synthetic"),
-        and_(CaseRow.decision == "confirmed_authentic", CaseRow.verdict != "authentic"),
-    )
-
-
-def _utc(moment: datetime) -> datetime:
-    """Aware UTC. SQLite gives back naive datetimes (stored as UTC): they are read as UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where a page ended: its last case's id, and its time when the listing is in date order (`CaseFilter.dated`)."""
-
-    case_id: int
-    created_at: datetime | None = None
-
-
-def encode_cursor(case_id: int, created_at: datetime | None = None) -> str:
-    """Opaque to clients: `c<id>`, or `c<id>.<microseconds since 1970>` for a page in date order (exact)."""
-    raw = f"c{case_id}"
-    if created_at is not None:
-        raw += f".{(_utc(created_at) - EPOCH) // timedelta(microseconds=1)}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> Cursor:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not raw.startswith("c"):
-            raise ValueError(cursor)
-        case_id, _, micros = raw[1:].partition(".")
-        return Cursor(int(case_id), EPOCH + timedelta(microseconds=int(micros)) if micros else None)
-    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError) as error:
-        raise ValueError("invalid cursor") from error
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    cursor = connection.cursor()
-    # WAL + synchronous=NORMAL: a commit is durable against a crash or SIGKILL of the process (not against a power
-    # cut between checkpoints); readers never block the writer. secure_delete overwrites erased images on disk.
-    for pragma in (
-        "journal_mode=WAL",
-        "synchronous=NORMAL",
-        "foreign_keys=ON",
-        "secure_delete=ON",
-        "busy_timeout=10000",
-    ):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def create_store_engine(url: str, synchronous_commit: bool = True) -> Engine:
-    """SQLite with the pragmas above, or PostgreSQL through psycopg 3 with this session's `synchronous_commit`:
-    on, a commit returns once its WAL is on disk; off, before (see `Settings.cases_synchronous_commit`)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    # No pre-ping: it costs a round trip on every checkout, as much as the write itself on a busy host. A
-    # connection the server dropped is retried once instead (`CaseStore._retrying`). Connections are recycled
-    # hourly so a server-side idle timeout never hands one back dead.
-    session = {"options": f"-c synchronous_commit={'on' if synchronous_commit else 'off'}"}
-    return create_engine(url, pool_size=8, max_overflow=8, pool_recycle=3600, connect_args=session)
-
-
-def alembic_config(connection: Any = None) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
-    return config
-
-
-_SUMMARY_COLUMNS = (
-    CaseRow.id,
-    CaseRow.created_at,
-    CaseRow.kind,
-    CaseRow.sha256,
-    CaseRow.size_bytes,
-    CaseRow.media_type,
-    CaseRow.filename,
-    CaseRow.verdict,
-    CaseRow.fake_probability,
-    CaseRow.model_version,
-    CaseRow.api_key_name,
-    CaseRow.previous_case_id,
-    CaseRow.decision,
-    CaseRow.note,
-    CaseRow.decided_at,
-    CaseRow.decided_by,
-    CaseImageRow.case_id.is_not(None).label("has_image"),
-    CaseRow.thumbnail.is_not(None).label("has_thumbnail"),
-    _disagreement().label("disagreement"),
-)
-
-
-def _page_ids(filters: CaseFilter, after: Cursor | None, limit: int) -> Any:
-    """The ids of one page, newest first (keyset pagination): the filters, the cursor and the limit run on `cases`
-    alone, so the database walks one of its (filter…, id) indexes backwards — or `(created_at, id)` for a date
-    range — and stops after `limit` rows. A cursor from the other order is refused (ValueError)."""
-    query = select(CaseRow.id).where(*filters.clauses())
-    if after is not None and (after.created_at is not None) != filters.dated:
-        raise ValueError("invalid cursor: it belongs to a listing with other filters")
-    if filters.dated:
-        if after is not None:
-            query = query.where(tuple_(CaseRow.created_at, CaseRow.id) < tuple_(after.created_at, after.case_id))
-        query = query.order_by(CaseRow.created_at.desc(), CaseRow.id.desc())
-    else:
-        if after is not None:
-            query = query.where(CaseRow.id < after.case_id)
-        query = query.order_by(CaseRow.id.desc())
-    return query.limit(limit).subquery("page")
-
-
-def _summary_select(page: Any, *extra: Any, dated: bool = False) -> Any:
-    """The summary columns (and `extra`) of the cases whose ids `page` holds, in its order. The join with
-    `case_images` and the wide columns are read for the page's rows only, never for every match of the filter."""
-    order = (CaseRow.created_at.desc(), CaseRow.id.desc()) if dated else (CaseRow.id.desc(),)
-    return (
-        select(*_SUMMARY_COLUMNS, *extra)
-        .select_from(page)
-        .join(CaseRow, CaseRow.id == page.c.id)
-        .outerjoin(CaseImageRow, CaseImageRow.case_id == CaseRow.id)
-        .order_by(*order)
-    )
-
-
-def _cursor_after(case: CaseSummary, filters: CaseFilter) -> Cursor:
-    return Cursor(case.id, case.created_at if filters.dated else None)
-
-
-def _summary(row: Any) -> dict[str, Any]:
-    values = dict(row._mapping)
-    for name in ("created_at", "decided_at"):
-        if values.get(name) is not None:
-            values[name] = _utc(values[name])
-    values["has_image"] = bool(values["has_image"])
-    values["has_thumbnail"] = bool(values["has_thumbnail"])
-    values["disagreement"] = bool(values["disagreement"])
-    return values
-
-
-_PREVIOUS_COLUMNS = (CaseRow.id, CaseRow.created_at, CaseRow.verdict, CaseRow.model_version, CaseRow.decision)
-
-
-def _seen_before(row: Any) -> SeenBefore:
-    """The earlier case of the same bytes, from a row of `_PREVIOUS_COLUMNS` + `times`."""
-    return SeenBefore(
-        case_id=row.id,
-        created_at=_utc(row.created_at),
-        verdict=row.verdict,
-        model_version=row.model_version,
-        decision=row.decision,
-        times=row.times,
-    )
 
 
 class CaseStore:
@@ -473,7 +265,7 @@ class CaseStore:
             row = connection.execute(_summary_select(one, CaseRow.response)).first()
         return CaseDetail.model_validate(_summary(row)) if row is not None else None
 
-    def list(self, filters: CaseFilter = CaseFilter(), cursor: str | None = None, limit: int = 50) -> CasePage:
+    def list(self, filters: CaseFilter = ALL_CASES, cursor: str | None = None, limit: int = 50) -> CasePage:
         """Newest first; `cursor` (from the previous page's `next_cursor`) continues below it."""
         limit = max(1, min(limit, MAX_PAGE))
         page = _page_ids(filters, decode_cursor(cursor) if cursor else None, limit + 1)
@@ -485,7 +277,7 @@ class CaseStore:
         last = _cursor_after(cases[-1], filters)
         return CasePage(cases=cases, next_cursor=encode_cursor(last.case_id, last.created_at))
 
-    def iterate(self, filters: CaseFilter = CaseFilter(), batch: int = 1000) -> Iterator[CaseDetail]:
+    def iterate(self, filters: CaseFilter = ALL_CASES, batch: int = 1000) -> Iterator[CaseDetail]:
         """Every matching case, newest first, fetched in batches (for exports of any size)."""
         after: Cursor | None = None
         while True:
@@ -517,7 +309,7 @@ class CaseStore:
         with self.engine.connect() as connection:
             return list(connection.execute(select(CaseRow.model_version).distinct()).scalars())
 
-    def count(self, filters: CaseFilter = CaseFilter()) -> int:
+    def count(self, filters: CaseFilter = ALL_CASES) -> int:
         with self.engine.connect() as connection:
             return int(
                 connection.execute(select(func.count()).select_from(CaseRow).where(*filters.clauses())).scalar_one()
@@ -525,11 +317,11 @@ class CaseStore:
 
     # --- exports ------------------------------------------------------------------------------------------------
 
-    def export_jsonl(self, filters: CaseFilter = CaseFilter()) -> Iterator[str]:
+    def export_jsonl(self, filters: CaseFilter = ALL_CASES) -> Iterator[str]:
         for case in self.iterate(filters):
             yield case.model_dump_json() + "\n"
 
-    def export_csv(self, filters: CaseFilter = CaseFilter()) -> Iterator[str]:
+    def export_csv(self, filters: CaseFilter = ALL_CASES) -> Iterator[str]:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()
@@ -541,7 +333,7 @@ class CaseStore:
                 buffer.truncate()
         yield buffer.getvalue()
 
-    def export_labelled_folder(self, out: IO[bytes], filters: CaseFilter = CaseFilter()) -> dict[str, int]:
+    def export_labelled_folder(self, out: IO[bytes], filters: CaseFilter = ALL_CASES) -> dict[str, int]:
         """A zip of `real/` and `fake/` — the layout `detecteur data manifest` reads — holding the stored images of
         the reviewed cases, labelled by the reviewer's decision (not the model's), plus `cases.jsonl`. Cases without
         a stored image or with an `unsure` decision are left out; counts of each are returned."""

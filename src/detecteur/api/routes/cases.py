@@ -15,7 +15,8 @@ from detecteur.api.errors import ServiceError
 from detecteur.api.schemas import ErrorResponse, VerdictLabel
 from detecteur.api.security import API_KEY_NAME
 from detecteur.cases.models import CaseDetail, CasePage, CaseUpdate, DecisionFilter
-from detecteur.cases.store import CaseFilter, CaseStore
+from detecteur.cases.queries import CaseFilter
+from detecteur.cases.store import CaseStore
 
 ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorResponse} for status in (401, 404, 422, 503)}
 router = APIRouter(prefix="/v1/cases", tags=["cases"], responses=ERRORS)
