@@ -49,7 +49,7 @@ from detecteur.training.data import (
 )
 from detecteur.training.metrics import roc_auc_by_group
 from detecteur.training.runs import EpochRecord, describe_run, new_model_metadata, write_description, write_epochs
-from detecteur.training.sampling import draw_shares, sampling_weights, sharpness
+from detecteur.training.sampling import recipe_sampling_weights
 from detecteur.training.synthesis import self_blend
 
 console = Console(stderr=True)
@@ -188,15 +188,8 @@ def view_weights(
 def _record_weights(records: Sequence[ImageRecord], config: TrainConfig) -> tuple[dict[Path, float], dict[str, Any]]:
     if not (config.balance_sources or config.balance_sharpness):
         return {r.path: 1.0 for r in records}, {}
-    values = [sharpness(open_image(r.path)) for r in track(records, description="measuring sharpness", console=console)]
-    weights = sampling_weights(records, values, config.balance_sources, config.balance_sharpness)
-    labels = [r.label for r in records]
-    proof = {
-        "sharpness_auc_unweighted": float(roc_auc_score(labels, values)),
-        "sharpness_auc_weighted": float(roc_auc_score(labels, values, sample_weight=weights)),
-        "draw_shares": draw_shares(records, weights),
-    }
-    return dict(zip((r.path for r in records), weights.tolist(), strict=True)), proof
+    weights, proof = recipe_sampling_weights(records, config)
+    return dict(zip((r.path for r in records), weights, strict=True)), proof
 
 
 def fit_logistic(features: np.ndarray, labels: np.ndarray, weights: np.ndarray, c: float) -> tuple[np.ndarray, ...]:

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
+from rich.console import Console
+from rich.progress import track
+from sklearn.metrics import roc_auc_score
 
-from detecteur.config import AUTHENTIC, SYNTHETIC
+from detecteur.config import AUTHENTIC, SYNTHETIC, TrainConfig
 from detecteur.inputs.preprocess import image_to_unit_tensor, laplacian_map
-from detecteur.training.data import ImageRecord
+from detecteur.training.data import ImageRecord, open_image
+
+console = Console(stderr=True)
 
 
 def sharpness(image: Image.Image) -> float:
@@ -80,3 +86,22 @@ def draw_shares(records: Sequence[ImageRecord], weights: Sequence[float] | np.nd
         totals[group] = totals.get(group, 0.0) + float(weight)
     whole = sum(totals.values())
     return {group: round(total / whole, 4) for group, total in sorted(totals.items())}
+
+
+def recipe_sampling_weights(records: Sequence[ImageRecord], config: TrainConfig) -> tuple[list[float], dict[str, Any]]:
+    """The recipe's sampling weights (source and/or sharpness balancing), and what they do: the share of draws
+    per source and class, and the ROC AUC of sharpness alone as a real/fake score, before and after weighting
+    (0.5 = no information). Fine-tuning draws by them; the frozen probe weighs its views by them."""
+    labels = [r.label for r in records]
+    values = [sharpness(open_image(r.path)) for r in track(records, description="measuring sharpness", console=console)]
+    weights = sampling_weights(records, values, config.balance_sources, config.balance_sharpness)
+    proof = {
+        "sharpness_auc_unweighted": float(roc_auc_score(labels, values)),
+        "sharpness_auc_weighted": float(roc_auc_score(labels, values, sample_weight=weights)),
+        "draw_shares": draw_shares(records, weights),
+    }
+    console.print(
+        f"sharpness as a real/fake score: AUC {proof['sharpness_auc_unweighted']:.3f} on the training images, "
+        f"{proof['sharpness_auc_weighted']:.3f} as sampled"
+    )
+    return weights.tolist(), proof

@@ -24,10 +24,6 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from rich.progress import (
-    track,
-)
-from sklearn.metrics import roc_auc_score
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
@@ -48,7 +44,6 @@ from detecteur.training.augment import training_transforms
 from detecteur.training.data import (
     ImageRecord,
     make_loader,
-    open_image,
     read_records,
     select_split,
     stratified_subset,
@@ -65,7 +60,7 @@ from detecteur.training.runs import (
     write_description,
     write_epochs,
 )
-from detecteur.training.sampling import draw_shares, sampling_weights, sharpness
+from detecteur.training.sampling import recipe_sampling_weights
 from detecteur.training.stages import (
     Optimisation,
     RunState,
@@ -85,25 +80,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _sampling_weights(records: list[ImageRecord], config: TrainConfig) -> tuple[list[float], dict[str, Any]]:
-    """The recipe's sampling weights (source and/or sharpness balancing), and what they do: the share of draws
-    per source and class, and the ROC AUC of sharpness alone as a real/fake score, before and after weighting
-    (0.5 = no information)."""
-    labels = [r.label for r in records]
-    values = [sharpness(open_image(r.path)) for r in track(records, description="measuring sharpness", console=console)]
-    weights = sampling_weights(records, values, config.balance_sources, config.balance_sharpness)
-    proof = {
-        "sharpness_auc_unweighted": float(roc_auc_score(labels, values)),
-        "sharpness_auc_weighted": float(roc_auc_score(labels, values, sample_weight=weights)),
-        "draw_shares": draw_shares(records, weights),
-    }
-    console.print(
-        f"sharpness as a real/fake score: AUC {proof['sharpness_auc_unweighted']:.3f} on the training images, "
-        f"{proof['sharpness_auc_weighted']:.3f} as sampled"
-    )
-    return weights.tolist(), proof
 
 
 def epoch_learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -212,7 +188,7 @@ def _select_data(config: TrainConfig, split_file: Path) -> TrainingData:
     summary: dict[str, Any] = summarise(train_records + val_records)
     sample_weights: list[float] | None = None
     if config.balance_sharpness or config.balance_sources:
-        sample_weights, summary["sharpness_shortcut"] = _sampling_weights(train_records, config)
+        sample_weights, summary["sharpness_shortcut"] = recipe_sampling_weights(train_records, config)
     spec = input_spec_for(config.arch, config.in_chans, config.input_size)
     train_transform, val_transform = training_transforms(spec, config.augment, config.framing, config.crop_files)
     return TrainingData(train_records, val_records, summary, sample_weights, spec, train_transform, val_transform)
