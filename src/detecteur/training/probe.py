@@ -54,7 +54,7 @@ from detecteur.training.synthesis import self_blend
 
 console = Console(stderr=True)
 
-SELF_BLEND_SOURCE = "self-blend"
+SELF_BLEND_VIEW = "self_blend"
 SERVED_VIEW = "served"
 # Windows per forward batch while extracting features.
 EXTRACTION_BATCH = 64
@@ -123,7 +123,7 @@ class ViewExtractor:
         if view == SERVED_VIEW:
             return [preprocess(window, self.spec) for window in model_windows(image, self.spec.input_size)]
         rng = _seeded(view_key(record, view), self.config.seed)
-        if view == "self_blend":
+        if view == SELF_BLEND_VIEW:
             image = self_blend(image, rng)
         return [self.augment(image)]
 
@@ -163,7 +163,7 @@ def training_requests(records: Sequence[ImageRecord], config: TrainConfig) -> li
     for r in records:
         draw = zlib.crc32(f"{config.seed}|self-blend|{r.path}".encode()) / 2**32
         if r.label == AUTHENTIC and draw < config.self_blend_probability:
-            requests.append((r, "self_blend", SYNTHETIC))
+            requests.append((r, SELF_BLEND_VIEW, SYNTHETIC))
     return requests
 
 
@@ -173,11 +173,11 @@ def view_weights(
     """Sample weights of the views: each record's sampling weight shared among its views; the self-blended
     fakes weigh as one more (source, class) group; fakes × the recipe's class weight ratio."""
     weights = np.array(
-        [record_weights[r.path] / config.probe_views if v != "self_blend" else 0.0 for r, v, _ in requests]
+        [record_weights[r.path] / config.probe_views if v != SELF_BLEND_VIEW else 0.0 for r, v, _ in requests]
     )
-    blends = np.array([v == "self_blend" for _, v, _ in requests])
+    blends = np.array([v == SELF_BLEND_VIEW for _, v, _ in requests])
     if blends.any():
-        groups = len({(r.source, r.label) for r, v, _ in requests if v != "self_blend"})
+        groups = len({(r.source, r.label) for r, v, _ in requests if v != SELF_BLEND_VIEW})
         weights[blends] = weights.sum() / groups / np.count_nonzero(blends)
     labels = np.array([label for _, _, label in requests])
     weights[labels == SYNTHETIC] *= config.class_weights[SYNTHETIC] / config.class_weights[AUTHENTIC]
