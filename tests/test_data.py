@@ -165,6 +165,28 @@ def test_source_balancing_gives_every_source_and_class_the_same_share_of_draws()
     assert draw_shares(records, np.ones(len(records)))["small/fake"] == pytest.approx(10 / 1260, abs=1e-4)
 
 
+def test_look_balancing_draws_each_real_look_as_often_as_the_fakes_sharing_it() -> None:
+    from detecteur.training.sampling import draw_shares, sampling_weights
+
+    # FFHQ's reals share their look with three fake sources; LFW's with its own swaps; selfies with none.
+    records = _records(
+        {("ffhq", 0): 90, ("ffhq", 1): 90, ("tpdne", 1): 80, ("inswapper", 1): 15, ("lfw", 0): 60, ("lfw", 1): 60}
+        | {("selfies", 0): 25}
+    )
+    looks = {"tpdne": "ffhq", "inswapper": "ffhq"}
+    sharpness_values = [0.0] * len(records)
+    shares = draw_shares(records, sampling_weights(records, sharpness_values, True, False, looks))
+    ffhq_fakes = shares["ffhq/fake"] + shares["tpdne/fake"] + shares["inswapper/fake"]
+    assert shares["ffhq/real"] == pytest.approx(ffhq_fakes)
+    assert shares["lfw/real"] == pytest.approx(shares["lfw/fake"])
+    assert shares["selfies/real"] == pytest.approx(shares["lfw/real"])
+    # Balanced by source alone, FFHQ's look is drawn three times as a fake for once as a real.
+    by_source = draw_shares(records, sampling_weights(records, sharpness_values, True, False))
+    assert 3 * by_source["ffhq/real"] == pytest.approx(
+        by_source["ffhq/fake"] + by_source["tpdne/fake"] + by_source["inswapper/fake"]
+    )
+
+
 def test_sharpness_balancing_on_top_of_source_balancing_still_leaves_sharpness_no_information() -> None:
     from sklearn.metrics import roc_auc_score
 

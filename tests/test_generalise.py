@@ -22,6 +22,7 @@ from detecteur.inputs.faces import (
 )
 from detecteur.inputs.preprocess import model_windows
 from detecteur.training.data import (
+    DataError,
     TrainingTransform,
     assign_splits,
     build_manifest,
@@ -165,12 +166,15 @@ def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Pa
         epochs=5,
         logo=LogoConfig(held_out=["gen-a", "gen-b"], epochs=1, max_train_images=None, max_eval_images=None),
     )
-    assert fold_config(recipe, "gen-a").exclude_sources == ["gen-a"]
+    # Only the generator's fakes leave the fold: a source's reals are camera photos and stay.
+    assert fold_config(recipe, "gen-a").exclude_sources == ["gen-a/fake"]
     report = run_logo(recipe, "toy", two_generator_split, tmp_path / "runs", tmp_path / "report")
     assert [fold["held_out"] for fold in report["folds"]] == ["gen-a", "gen-b"]
     for fold in report["folds"]:
         trained_on = json.loads((tmp_path / "runs" / fold["held_out"] / "config.json").read_text())["data_summary"]
-        assert not any(group.startswith(fold["held_out"]) for split in ("train", "val") for group in trained_on[split])
+        assert not any(
+            group.startswith(f"{fold['held_out']}/fake") for split in ("train", "val") for group in trained_on[split]
+        )
         for condition in ("stored", "web"):
             figures = fold["conditions"][condition]
             assert 0.0 <= figures["auc"] <= 1.0 and 0.0 <= figures["recall"] <= 1.0
@@ -180,6 +184,10 @@ def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Pa
     written = json.loads((tmp_path / "report" / "logo.json").read_text())
     assert written["summary"]["web"]["worst_auc"] <= written["summary"]["web"]["mean_auc"]
     assert "gen-a" in (tmp_path / "report" / "logo.md").read_text()
+    # A fold folder trained with other exclusions (an older protocol, another recipe) is refused, not reused.
+    other = recipe.model_copy(update={"exclude_sources": ["gen-b/real"]})
+    with pytest.raises(DataError, match="move that folder away"):
+        run_logo(other, "toy", two_generator_split, tmp_path / "runs", tmp_path / "other-report")
 
 
 def test_matched_weights_make_the_reals_look_like_the_fakes() -> None:

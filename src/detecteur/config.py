@@ -157,6 +157,10 @@ class TrainConfig(BaseModel):
     # Give every (source, class) group the same share of draws (`sampling.source_balancing_weights`), before any
     # sharpness balancing: otherwise the largest sources set what the model spends its epochs on.
     balance_sources: bool = False
+    # Fake source -> the real source whose look (framing, size, JPEG history) it shares, e.g. StyleGAN2 faces are
+    # FFHQ-aligned crops like FFHQ's reals. The reals of each look are then drawn as often as its fakes
+    # (`sampling.look_balancing_weights`), so that a look says nothing about the label. Empty = off.
+    look_alike_reals: dict[str, str] = {}
     crop_files: CropFiles = "canonical"
     # Sources left out of training and validation (leave-one-generator-out folds add theirs).
     exclude_sources: list[str] = []

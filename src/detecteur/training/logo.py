@@ -1,12 +1,12 @@
 """Leave-one-generator-out (LOGO): how a recipe does on generators it never saw, the figure recipes are chosen by.
 
 For each fake source in `recipe.logo.held_out`, a short run (the recipe on the fold's fixed budget) trains on every
-other source, its held-out generator left out of training and validation; then the held-out generator's fakes are
-scored against the reals of the test split, which no fold trains on. Two conditions: the faces as stored, and
-"web" — every face shrunk to a thumbnail size and re-encoded at JPEG q75, reals and fakes alike, as typical web
-images are. Sources differ in sharpness and size, so each fold's AUC is computed with the reals re-weighted to
-match the held-out fakes on both (`matched_weights`), with the one-statistic AUCs beside it: a fold whose
-sharpness or size AUC stays far from 0.5 says more about the data than about the model.
+other source, its held-out generator's fakes left out of training and validation (the source's reals stay); then the
+held-out generator's fakes are scored against the reals of the test split, which no fold trains on. Two conditions: the
+faces as stored, and "web" — every face shrunk to a thumbnail size and re-encoded at JPEG q75, reals and fakes alike, as
+typical web images are. Sources differ in sharpness and size, so each fold's AUC is computed with the reals re-weighted
+to match the held-out fakes on both (`matched_weights`), with the one-statistic AUCs beside it: a fold whose sharpness
+or size AUC stays far from 0.5 says more about the data than about the model.
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ from detecteur.model.networks import ModelMetadata, load_model
 from detecteur.model.probabilities import fake_probabilities
 from detecteur.training.augment import recompress_jpeg
 from detecteur.training.data import (
+    DataError,
     ImageRecord,
     open_image,
     read_records,
     scan_dataset,
     select_split,
+    without_sources,
 )
-from detecteur.training.runs import best_epoch, read_epochs
+from detecteur.training.runs import best_epoch, read_description, read_epochs
 from detecteur.training.sampling import sharpness
 
 console = Console(stderr=True)
@@ -175,13 +177,18 @@ def fold_threshold(model: torch.nn.Module, metadata: ModelMetadata, validation_r
 
 
 def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
-    """The recipe on the fold's budget, with `held_out` left out of training and validation."""
+    """The recipe on the fold's budget, with the `held_out` generator's fakes left out of training and validation.
+
+    Only the fakes: a source's reals (FFHQ beside StyleGAN, LFW beside the FaceSwap swaps) are camera photos, not
+    the generator, and a fold that never sees them meets their look for the first time among its test reals.
+    """
     budget = recipe.logo
+    excluded = [*recipe.exclude_sources, f"{held_out}/fake"]
     if budget.full_recipe:
-        return recipe.model_copy(update={"exclude_sources": [*recipe.exclude_sources, held_out]})
+        return recipe.model_copy(update={"exclude_sources": excluded})
     return recipe.model_copy(
         update={
-            "exclude_sources": [*recipe.exclude_sources, held_out],
+            "exclude_sources": excluded,
             "epochs": budget.epochs,
             "max_train_images": budget.max_train_images,
             "max_eval_images": budget.max_eval_images,
@@ -190,9 +197,18 @@ def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
     )
 
 
-def _fold_finished(run_dir: Path, epochs: int) -> bool:
+def _fold_finished(run_dir: Path, config: TrainConfig) -> bool:
+    """Whether the fold's run is complete; a run folder left by a fold that excluded other sources (an older
+    protocol, another recipe) is refused rather than resumed or reused."""
+    if (run_dir / "config.json").exists():
+        recorded = read_description(run_dir).config.get("exclude_sources")
+        if recorded != config.exclude_sources:
+            raise DataError(
+                f"{run_dir} was trained without {recorded}, this fold leaves out {config.exclude_sources}: "
+                "move that folder away to rerun the fold"
+            )
     # A fine-tuned run writes one metrics line per epoch; a probe its one line after its model file.
-    return len(read_epochs(run_dir)) >= epochs
+    return len(read_epochs(run_dir)) >= (1 if config.method == "frozen_probe" else config.epochs)
 
 
 def run_fold(
@@ -202,12 +218,12 @@ def run_fold(
     from detecteur.training.train import train
 
     config = fold_config(recipe, held_out)
-    if not _fold_finished(run_dir, 1 if config.method == "frozen_probe" else config.epochs):
+    if not _fold_finished(run_dir, config):
         train(config, split_file, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     model, metadata = load_model(run_dir / RUN_BEST_MODEL_FILE)
     records = read_records(split_file)
     validation_reals = _sample(
-        [r for r in select_split(records, "val") if r.label == AUTHENTIC and r.source not in config.exclude_sources],
+        [r for r in without_sources(select_split(records, "val"), config.exclude_sources) if r.label == AUTHENTIC],
         MAX_FOLD_REALS,
     )
     threshold = fold_threshold(model, metadata, validation_reals)
