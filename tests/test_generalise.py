@@ -188,6 +188,10 @@ def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Pa
     other = recipe.model_copy(update={"exclude_sources": ["gen-b/real"]})
     with pytest.raises(DataError, match="move that folder away"):
         run_logo(other, "toy", two_generator_split, tmp_path / "runs", tmp_path / "other-report")
+    other_split = tmp_path / "other-split.csv"
+    other_split.write_text(two_generator_split.read_text() + "\n")
+    with pytest.raises(DataError, match=r"not on .*other-split\.csv"):
+        run_logo(recipe, "toy", other_split, tmp_path / "runs", tmp_path / "other-report")
 
 
 def test_matched_weights_make_the_reals_look_like_the_fakes() -> None:

@@ -26,7 +26,7 @@ from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
 from detecteur.config import AUTHENTIC, RUN_BEST_MODEL_FILE, SYNTHETIC, TrainConfig
-from detecteur.files import atomic_write_text
+from detecteur.files import atomic_write_text, file_sha256
 from detecteur.inference.windows import network_region_logits
 from detecteur.model.networks import ModelMetadata, load_model
 from detecteur.model.probabilities import fake_probabilities
@@ -197,14 +197,20 @@ def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
     )
 
 
-def _fold_finished(run_dir: Path, config: TrainConfig) -> bool:
+def _fold_finished(run_dir: Path, config: TrainConfig, split_file: Path) -> bool:
     """Whether the fold's run is complete; a run folder left by a fold that excluded other sources (an older
-    protocol, another recipe) is refused rather than resumed or reused."""
+    protocol, another recipe) or trained on another split is refused rather than resumed or reused."""
     if (run_dir / "config.json").exists():
-        recorded = read_description(run_dir).config.get("exclude_sources")
+        description = read_description(run_dir)
+        recorded = description.config.get("exclude_sources")
         if recorded != config.exclude_sources:
             raise DataError(
                 f"{run_dir} was trained without {recorded}, this fold leaves out {config.exclude_sources}: "
+                "move that folder away to rerun the fold"
+            )
+        if description.split_sha256 != file_sha256(split_file):
+            raise DataError(
+                f"{run_dir} was trained on {description.split_file}, not on {split_file} as it is now: "
                 "move that folder away to rerun the fold"
             )
     # A fine-tuned run writes one metrics line per epoch; a probe its one line after its model file.
@@ -218,7 +224,7 @@ def run_fold(
     from detecteur.training.train import train
 
     config = fold_config(recipe, held_out)
-    if not _fold_finished(run_dir, config):
+    if not _fold_finished(run_dir, config, split_file):
         train(config, split_file, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     model, metadata = load_model(run_dir / RUN_BEST_MODEL_FILE)
     records = read_records(split_file)
