@@ -3,6 +3,7 @@ leave-one-generator-out sweep on toy data."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -89,6 +90,26 @@ def test_self_blend_changes_the_face_and_leaves_the_border() -> None:
     assert np.abs(after - before)[40:90, 40:90].mean() > 0.5  # the face region is altered
     assert np.abs(after - before)[:4, :4].max() <= 1  # the corners are the original's
     assert np.array_equal(after, np.asarray(self_blend(image, random.Random(1)), dtype=int))  # seeded
+
+
+def test_reals_whose_look_no_fake_shares_are_found_per_fold(two_generator_split: Path) -> None:
+    from detecteur.training.sampling import reals_without_look_alike_fakes
+
+    records = read_records(two_generator_split)
+    assert reals_without_look_alike_fakes(records, {}) == {"camera"}
+    assert reals_without_look_alike_fakes(records, {"gen-a": "camera"}) == set()
+    # Holding gen-a out leaves the camera look with no fake again.
+    assert reals_without_look_alike_fakes(without_sources(records, ["gen-a/fake"]), {"gen-a": "camera"}) == {"camera"}
+
+
+def test_self_blending_share_can_differ_per_source(two_generator_split: Path) -> None:
+    from detecteur.training.data import FaceDataset
+
+    reals = [r for r in read_records(two_generator_split) if r.label == AUTHENTIC][:6]
+    as_other_source = [dataclasses.replace(r, source="other") for r in reals]
+    dataset = FaceDataset(reals + as_other_source, lambda image: image, 0.0, {"camera": 1.0})
+    labels = [dataset[i][1] for i in range(len(dataset))]
+    assert labels == [SYNTHETIC] * 6 + [AUTHENTIC] * 6
 
 
 def test_jpeg_like_reuses_the_references_tables(tmp_path: Path) -> None:

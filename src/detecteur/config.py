@@ -166,6 +166,10 @@ class TrainConfig(BaseModel):
     exclude_sources: list[str] = []
     # Share of the real faces drawn that become self-blended fakes (`synthesis.self_blend`) for that draw.
     self_blend_probability: float = Field(0.0, ge=0.0, le=1.0)
+    # The same share for the real sources whose look no fake in training shares (neither their own fakes nor a
+    # `look_alike_reals` source; `sampling.reals_without_look_alike_fakes`), e.g. LFW when its swaps are held out:
+    # their look would otherwise only ever mean "real". None = `self_blend_probability`.
+    self_blend_probability_unmatched: float | None = Field(None, ge=0.0, le=1.0)
     augment: AugmentConfig = AugmentConfig()
     logo: LogoConfig = LogoConfig()
 
@@ -175,6 +179,8 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 "method frozen_probe reads an ImageNet backbone: in_chans = 3, pretrained = true, no init_weights"
             )
+        if self.method == "frozen_probe" and self.self_blend_probability_unmatched is not None:
+            raise ValueError("method frozen_probe takes self_blend_probability only, not per look")
         if self.method == "frozen_probe" and self.framing != "native_face_crop":
             raise ValueError("method frozen_probe is implemented for framing native_face_crop")
         return self

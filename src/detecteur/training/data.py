@@ -14,7 +14,7 @@ import math
 import os
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -298,17 +298,20 @@ def stratified_subset(records: Sequence[ImageRecord], limit: int | None, seed: i
 
 class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
     """(model input, label) per record; with `self_blend_probability`, that share of the real faces drawn becomes a
-    self-blended fake (`synthesis.self_blend`) for that draw."""
+    self-blended fake (`synthesis.self_blend`) for that draw — for a source in `self_blend_by_source`, its own
+    share instead."""
 
     def __init__(
         self,
         records: Sequence[ImageRecord],
         transform: Callable[[Image.Image], torch.Tensor],
         self_blend_probability: float = 0.0,
+        self_blend_by_source: Mapping[str, float] | None = None,
     ) -> None:
         self.records = list(records)
         self.transform = transform
         self.self_blend_probability = self_blend_probability
+        self.self_blend_by_source = dict(self_blend_by_source or {})
 
     def __len__(self) -> int:
         return len(self.records)
@@ -320,7 +323,8 @@ class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
         except ImageError as error:
             raise DataError(f"{record.path}: {error}") from error
         label = record.label
-        if label == AUTHENTIC and self.self_blend_probability > 0 and random.random() < self.self_blend_probability:
+        blend_probability = self.self_blend_by_source.get(record.source, self.self_blend_probability)
+        if label == AUTHENTIC and blend_probability > 0 and random.random() < blend_probability:
             image, label = self_blend(image, random.Random(random.getrandbits(64))), SYNTHETIC
         return self.transform(image), label
 
@@ -347,6 +351,7 @@ def make_loader(
     transform: Callable[[Image.Image], torch.Tensor] | None = None,
     shard: tuple[int, int] | None = None,
     self_blend_probability: float = 0.0,
+    self_blend_by_source: Mapping[str, float] | None = None,
 ) -> DataLoader[tuple[torch.Tensor, int]]:
     """Batches of (model input, label); `augment=None` gives the exact serving transform, and `transform`
     replaces both (evaluation under perturbations).
@@ -357,7 +362,7 @@ def make_loader(
     """
     transform = transform or TrainingTransform(spec, augment or AugmentConfig(enabled=False))
     rank, world_size = shard or (0, 1)
-    dataset = FaceDataset(records, transform, self_blend_probability)
+    dataset = FaceDataset(records, transform, self_blend_probability, self_blend_by_source)
     # Distinct per process and per seed (the training loop passes one seed per epoch); `seed` itself on one process.
     generator = torch.Generator().manual_seed(seed * world_size + rank)
     sampler: Sampler[int] | None = None

@@ -80,18 +80,31 @@ def look_balancing_weights(
     fake source `look_alike_reals` maps to it. Real sources no fake shares a look with keep their weight.
     """
     base = np.asarray(base_weights, dtype=np.float64)
-    look_of = np.array(
-        [r.source if r.label == AUTHENTIC else look_alike_reals.get(r.source, r.source) for r in records]
-    )
+    looks = np.array([look_of(r, look_alike_reals) for r in records])
     is_real = np.array([r.label == AUTHENTIC for r in records])
     weights = base.copy()
-    for look in set(look_of[is_real]):
-        reals = is_real & (look_of == look)
-        fake_total = float(base[~is_real & (look_of == look)].sum())
+    for look in set(looks[is_real]):
+        reals = is_real & (looks == look)
+        fake_total = float(base[~is_real & (looks == look)].sum())
         if fake_total > 0:
             weights[reals] = base[reals] * fake_total / float(base[reals].sum())
     normalised: np.ndarray = weights / weights.mean()
     return normalised
+
+
+def look_of(record: ImageRecord, look_alike_reals: Mapping[str, str]) -> str:
+    """The real source whose look a record has: its own for reals and for a source's own fakes, the mapped one for
+    a fake source `look_alike_reals` names."""
+    if record.label == AUTHENTIC:
+        return record.source
+    return look_alike_reals.get(record.source, record.source)
+
+
+def reals_without_look_alike_fakes(records: Sequence[ImageRecord], look_alike_reals: Mapping[str, str]) -> set[str]:
+    """The real sources whose look no fake among `records` shares: for them, the look alone says "real"."""
+    real_looks = {r.source for r in records if r.label == AUTHENTIC}
+    fake_looks = {look_of(r, look_alike_reals) for r in records if r.label == SYNTHETIC}
+    return real_looks - fake_looks
 
 
 def sampling_weights(

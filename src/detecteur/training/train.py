@@ -60,7 +60,7 @@ from detecteur.training.runs import (
     write_description,
     write_epochs,
 )
-from detecteur.training.sampling import recipe_sampling_weights
+from detecteur.training.sampling import reals_without_look_alike_fakes, recipe_sampling_weights
 from detecteur.training.stages import (
     Optimisation,
     RunState,
@@ -176,6 +176,8 @@ class TrainingData:
     val_records: list[ImageRecord]
     summary: dict[str, Any]
     sample_weights: list[float] | None
+    # Real sources whose draws become self-blended fakes at another rate than the recipe's (unmatched looks).
+    self_blend_by_source: dict[str, float]
     spec: InputSpec
     train_transform: Callable[[Image.Image], torch.Tensor]
     val_transform: Callable[[Image.Image], torch.Tensor]
@@ -189,9 +191,16 @@ def _select_data(config: TrainConfig, split_file: Path) -> TrainingData:
     sample_weights: list[float] | None = None
     if config.balance_sharpness or config.balance_sources:
         sample_weights, summary["sharpness_shortcut"] = recipe_sampling_weights(train_records, config)
+    self_blend_by_source: dict[str, float] = {}
+    if config.self_blend_probability_unmatched is not None:
+        unmatched = reals_without_look_alike_fakes(train_records, config.look_alike_reals)
+        self_blend_by_source = {source: config.self_blend_probability_unmatched for source in sorted(unmatched)}
+        summary["self_blend_by_source"] = self_blend_by_source
     spec = input_spec_for(config.arch, config.in_chans, config.input_size)
     train_transform, val_transform = training_transforms(spec, config.augment, config.framing, config.crop_files)
-    return TrainingData(train_records, val_records, summary, sample_weights, spec, train_transform, val_transform)
+    return TrainingData(
+        train_records, val_records, summary, sample_weights, self_blend_by_source, spec, train_transform, val_transform
+    )
 
 
 def _train(
@@ -334,6 +343,7 @@ def _epoch_loader(
         transform=data.train_transform,
         shard=processes.shard,
         self_blend_probability=config.self_blend_probability,
+        self_blend_by_source=data.self_blend_by_source,
     )
 
 
