@@ -101,6 +101,24 @@ def test_evaluate_without_a_target_explains_what_to_give() -> None:
     assert "--run" in result.output
 
 
+def test_logo_sweep_refuses_a_fold_folder_left_by_another_protocol(tmp_path: Path) -> None:
+    from detecteur.training.runs import describe_run, write_description
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('[logo]\nheld_out = ["gen-a"]\n')
+    split = tmp_path / "split.csv"
+    split.write_text("path,label,source,subject_id,phash,split\n")
+    # A fold run of the first protocol, which left out the whole source (its reals too).
+    (tmp_path / "folds" / "gen-a").mkdir(parents=True)
+    first_protocol = describe_run({"exclude_sources": ["gen-a"]}, split, "0", "cpu", {}, 1)
+    write_description(tmp_path / "folds" / "gen-a", first_protocol)
+    arguments = ["evaluate", "--logo", str(recipe), "--split", str(split), "--out", str(tmp_path / "report")]
+    result = runner.invoke(app, [*arguments, "--logo-runs", str(tmp_path / "folds")])
+    assert result.exit_code == 2, result.output
+    assert "leaves out ['gen-a/fake']" in result.output and "move that folder away" in result.output
+    assert not (tmp_path / "report" / "logo.json").exists()
+
+
 def test_evaluate_names_an_unreadable_file_in_the_folder(calibrated_model: Path, tmp_path: Path) -> None:
     root = make_toy_dataset(tmp_path / "set", per_class=3, size=32)
     (root / "fake" / "broken.png").write_text("not an image")

@@ -213,6 +213,10 @@ def evaluate(
     cross_dataset: Annotated[
         Path | None, typer.Option(help="With --logo: a {real,fake}/ folder of crops each fold model also scores.")
     ] = None,
+    logo_runs: Annotated[
+        Path | None,
+        typer.Option(help="With --logo: where the fold runs go (default runs/logo-<recipe>; one folder per split)."),
+    ] = None,
 ) -> None:
     """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images; with --logo,
     a recipe's leave-one-generator-out sweep (its fold runs go to runs/logo-<recipe>/)."""
@@ -223,7 +227,7 @@ def evaluate(
     from detecteur.training.evaluate import evaluate_folder, evaluate_run
 
     if logo is not None:
-        _evaluate_logo(logo, split, out, cross_dataset)
+        _evaluate_logo(logo, split, out, cross_dataset, logo_runs)
         return
     try:
         if run is not None:
@@ -247,7 +251,9 @@ def evaluate(
     _print(f"report and plots in {report['report_dir']}")
 
 
-def _evaluate_logo(recipe_file: Path, split: Path | None, out: Path | None, cross_dataset: Path | None) -> None:
+def _evaluate_logo(
+    recipe_file: Path, split: Path | None, out: Path | None, cross_dataset: Path | None, runs_dir: Path | None
+) -> None:
     from pydantic import ValidationError
 
     from detecteur.config import TrainConfig
@@ -262,7 +268,7 @@ def _evaluate_logo(recipe_file: Path, split: Path | None, out: Path | None, cros
         raise _fail(f"{recipe_file}: {error}") from error
     name = recipe_file.stem
     try:
-        report = run_logo(recipe, name, split, Path("runs") / f"logo-{name}", out, cross_dataset)
+        report = run_logo(recipe, name, split, runs_dir or Path("runs") / f"logo-{name}", out, cross_dataset)
     except (DataError, OSError) as error:
         raise _fail(str(error)) from error
     for condition, figures in report["summary"].items():
