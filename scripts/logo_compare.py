@@ -2,9 +2,10 @@
 
     python -m scripts.logo_compare reports/logo/generalise-native reports/logo/generalise-native-fakes …
 
-Prints a Markdown table: per recipe and condition, the mean and worst fold AUC (reals matched to the held-out fakes
-on sharpness and size), each fold's AUC, the mean recall at the folds' thresholds and the cross-dataset mean AUC —
-the figures recipes are chosen by. Folds missing from a sweep (an unfinished one) are shown as "—".
+Prints a Markdown table: per recipe (and the split it was swept on) and condition, the mean and worst fold AUC (reals
+matched to the held-out fakes on sharpness and size), each fold's AUC, the mean recall at the folds' thresholds and the
+cross-dataset mean AUC — the figures recipes are chosen by. Folds missing from a sweep (an unfinished one) are shown as
+"—".
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from pathlib import Path
 def comparison_table(report_dirs: list[Path]) -> str:
     reports = [json.loads((directory / "logo.json").read_text()) for directory in report_dirs]
     held_out = list(dict.fromkeys(fold["held_out"] for report in reports for fold in report["folds"]))
-    header = ["recipe", "condition", "mean AUC", "worst AUC", *held_out, "mean recall", "ciplab AUC"]
-    lines = ["| " + " | ".join(header) + " |", "| --- | --- | " + " | ".join("---:" for _ in header[2:]) + " |"]
+    header = ["recipe", "split", "condition", "mean AUC", "worst AUC", *held_out, "mean recall", "ciplab AUC"]
+    lines = ["| " + " | ".join(header) + " |", "| --- | --- | --- | " + " | ".join("---:" for _ in header[3:]) + " |"]
     for report in reports:
         for condition, summary in report["summary"].items():
             by_fold = {fold["held_out"]: fold["conditions"][condition]["auc"] for fold in report["folds"]}
             complete = "" if len(by_fold) == len(held_out) else f" ({len(by_fold)} folds)"
             cells = [
                 f"`{report['recipe']}`{complete}",
+                f"`{Path(report['split_file']).name}`",
                 condition,
                 f"{summary['mean_auc']:.3f}",
                 f"{summary['worst_auc']:.3f}",
