@@ -1,13 +1,13 @@
 """Choose the stability check's margin on validation faces, then report it on test faces.
 
-A stratified sample of the faces-v1 split (up to `--per-group` images per source and class, fixed seed) is judged
-from the original dataset files exactly as the service judges an upload (decode, face detection, crop), once plain
-and once under each of `engine.VIEWS` (the three single degradations and the combined copy the service scores).
-For each rule — the service's (`engine.STABILITY_VIEWS`) and, for comparison, every single view and the three
-singles together — the margin is the 95th percentile of the probability spread among validation faces the model
-gets right and decides (so a correct face moves that much 1 time in 20); the test sample then gives the share of
-each verdict that turns uncertain and the accuracy on the faces that stay decided. `margin` at the top of the JSON
-is the service rule's: `engine.STABILITY_MARGIN` and the model card's stability section are read from it.
+A stratified sample of a split (faces-v1 by default; up to `--per-group` images per source and class, fixed seed) is
+judged from the original dataset files exactly as the service judges an upload (decode, face detection, crop), once
+plain and once under each of `engine.VIEWS` (the three single degradations and the combined copy the service scores).
+For each rule — the service's (`engine.STABILITY_VIEWS`) and, for comparison, every single view and the three singles
+together — the margin is the 95th percentile of the probability spread among validation faces the model gets right and
+decides (so a correct face moves that much 1 time in 20); the test sample then gives the share of each verdict that
+turns uncertain and the accuracy on the faces that stay decided. `margin` at the top of the JSON is the service
+rule's: `engine.STABILITY_MARGIN` and the model card's stability section are read from it.
 
     nice python scripts/stability_margin.py --per-group 95 --out docs/stability-margin.json
 
@@ -36,16 +36,24 @@ REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
 
 
+def dataset_file(crop: Path) -> Path | None:
+    """The dataset's own file a split row's crop was cut from: splits list prepared crops
+    (../../faces/<source>/<class>/<name>, or ../../faces-native/… saved as PNG), the service judges the original.
+    None for crops with no dataset file (made-from-real fakes)."""
+    relative = DATASETS / Path(*crop.parts[3:])
+    if relative.is_file():
+        return relative
+    return next(iter(sorted(relative.parent.glob(f"{relative.stem}.*"))), None) if relative.parent.is_dir() else None
+
+
 def sample(split_file: Path, split: str, per_group: int, seed: int) -> list[tuple[Path, int, str]]:
     groups: dict[tuple[str, str], list[tuple[Path, int, str]]] = defaultdict(list)
     with split_file.open() as handle:
         for row in csv.DictReader(handle):
             if row["split"] != split:
                 continue
-            # faces-v1 lists prepared crops (../../faces/<source>/<class>/<name>); judge the dataset's own file.
-            relative = Path(*Path(row["path"]).parts[3:])
-            path = DATASETS / relative
-            if path.is_file():
+            path = dataset_file(Path(row["path"]))
+            if path is not None:
                 groups[(row["source"], row["label"])].append((path, int(row["label"]), row["source"]))
     rng = random.Random(seed)
     chosen: list[tuple[Path, int, str]] = []
