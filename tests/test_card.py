@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -99,3 +100,20 @@ def test_a_model_without_recorded_stages_needs_the_run_that_made_it(
         ship(stage_run, tmp_path / "models", "9.9.10", parent_run=stage_run)
     fine_tuned = ship(stage_run, tmp_path / "models", "9.9.10", parent_run=toy_run)
     assert [s.run for s in read_metadata(fine_tuned).training_stages] == ["toy", "stage"]
+
+
+def test_the_card_says_in_plain_words_what_the_logo_figures_mean() -> None:
+    from detecteur.training.card import logo_in_plain_words
+
+    def fold(name: str, auc: float, recall: float) -> dict[str, Any]:
+        return {"held_out": name, "conditions": {"web": {"auc": auc, "recall": recall}}}
+
+    logo = {
+        "summary": {"web": {"mean_auc": 0.7, "mean_recall": 0.35}},
+        "folds": [fold("sdfd-sd21", 0.6, 0.1), fold("new-gan", 0.8, 0.6)],
+    }
+    text = "\n".join(logo_in_plain_words(logo))
+    assert "AUC of 0.70 on average" in text and "it catches 35% of them" in text
+    assert "- Stable Diffusion 2.1 faces, never seen: AUC 0.60, 10% caught." in text
+    assert "- new-gan, never seen: AUC 0.80, 60% caught." in text  # an unknown source keeps its name
+    assert "more than half of the faces of 1 of the 2 generators" in text

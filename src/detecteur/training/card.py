@@ -319,6 +319,42 @@ def render_card(
     )
 
 
+# What each held-out fake source is, in the words of someone who has not read the dataset's PROVENANCE.md.
+GENERATOR_DESCRIPTIONS = {
+    "stylegan-ffhq": "StyleGAN (v1) faces",
+    "stylegan2-tpdne": "StyleGAN2 faces",
+    "sdfd-sd21": "Stable Diffusion 2.1 faces",
+    "lfw-faceswap": "FaceSwap-tool face swaps in news photos",
+    "inswapper-ffhq": "InsightFace inswapper face swaps",
+}
+
+
+def logo_in_plain_words(logo: dict[str, Any], condition: str = "web") -> list[str]:
+    """What the leave-one-generator-out figures mean for a user, from the sweep's own numbers: how well faces of a
+    generator the recipe never saw are told apart, and how many are caught at the folds' thresholds."""
+    summary = logo["summary"][condition]
+    folds = [(fold["held_out"], fold["conditions"][condition]) for fold in logo["folds"]]
+    missed = [name for name, figures in folds if figures["recall"] < 0.5]
+    lines = [
+        f"In plain words, on web-sized JPEG copies ({condition}): faces from a generator the recipe did not train on "
+        f"are told from real faces with an AUC of {summary['mean_auc']:.2f} on average (0.5 is chance, 1 is "
+        f"perfect), and at a threshold that flags 3 % of real validation faces it catches "
+        f"{summary['mean_recall']:.0%} of them.",
+        "",
+        *[
+            f"- {GENERATOR_DESCRIPTIONS.get(name, name)}, never seen: AUC {figures['auc']:.2f}, "
+            f"{figures['recall']:.0%} caught."
+            for name, figures in folds
+        ],
+        "",
+        f"It misses more than half of the faces of {len(missed)} of the {len(folds)} generators held out in turn. "
+        "Expect the same of a new generator: a verdict of *authentic* is weak evidence against a kind of fake this "
+        "model has not been trained on.",
+        "",
+    ]
+    return lines
+
+
 def _logo_section(logo: dict[str, Any], figures: Path) -> list[str]:
     """The leave-one-generator-out tables the recipe was chosen by, and the gallery of its worst failures."""
     from detecteur.training.logo import logo_markdown
@@ -331,6 +367,8 @@ def _logo_section(logo: dict[str, Any], figures: Path) -> list[str]:
         f"Recipe `{logo['recipe']}` on the fold budget {logo['budget']}: each fold trains without one generator and "
         "scores it against the test split's reals, matched to its fakes on sharpness and size. Short runs rank "
         "recipes; the shipped model trained longer, on every generator.",
+        "",
+        *logo_in_plain_words(logo),
         tables.strip(),
         "",
         f"![worst failures](figures/{gallery.name})",
