@@ -95,5 +95,5 @@ def test_a_full_recipe_fold_keeps_the_recipe(tmp_path: Path) -> None:
     recipe = probe_config(tmp_path).model_copy(update={"logo": {"full_recipe": True}})
     recipe = TrainConfig.model_validate(recipe.model_dump())
     fold = fold_config(recipe, "gen-a")
-    assert fold.exclude_sources == ["gen-a"]
+    assert fold.exclude_sources == ["gen-a/fake"]
     assert fold.max_train_images == recipe.max_train_images and fold.epochs == recipe.epochs
