@@ -189,7 +189,7 @@ def _select_data(config: TrainConfig, split_file: Path) -> TrainingData:
     val_records = stratified_subset(select_split(records, "val"), config.max_eval_images, config.seed)
     summary: dict[str, Any] = summarise(train_records + val_records)
     sample_weights: list[float] | None = None
-    if config.balance_sharpness or config.balance_sources:
+    if config.balance_sharpness or config.balance_sources or config.look_alike_reals:
         sample_weights, summary["sharpness_shortcut"] = recipe_sampling_weights(train_records, config)
     self_blend_by_source: dict[str, float] = {}
     if config.self_blend_probability_unmatched is not None:
