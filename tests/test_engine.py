@@ -49,8 +49,16 @@ def face_crop_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_a_face_crop_model_judges_each_detected_face(face_crop_model: Path) -> None:
-    detector = Detector(face_crop_model)
+@pytest.fixture(scope="module")
+def native_face_crop_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("native-face-model") / "native.safetensors"
+    save_model(build("efficientnet_lite0", 4, pretrained=False), metadata_for(framing="native_face_crop"), path)
+    return path
+
+
+@pytest.mark.parametrize("model", ["face_crop_model", "native_face_crop_model"])
+def test_a_face_model_judges_each_detected_face(model: str, request: pytest.FixtureRequest) -> None:
+    detector = Detector(request.getfixturevalue(model))
     judged = detector.judge(Image.open(SAMPLES / "stylegan-ffhq-real-00006.jpg").convert("RGB"))
     assert judged.face_detected
     assert len(judged.faces) == 1 and judged.faces[0].box is not None

@@ -212,7 +212,8 @@ class Detector:
         self.batch_size = batch_size
         self.backend = batched_backend(self.backend, batch_window_ms, batch_size)
         self.face_finder = face_finder
-        if self.metadata.framing == "face_crop" and face_finder is None:
+        # Both face framings judge each detected face; only a whole-image model does without the finder.
+        if self.metadata.framing != "whole_image" and face_finder is None:
             self.face_finder = FaceFinder()
 
     @classmethod
