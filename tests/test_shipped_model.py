@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -15,13 +16,42 @@ from detecteur.training.data import open_image
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / Settings().model_path
 CARD = ROOT / "models" / "MODEL_CARD.md"
-SAMPLES = sorted((ROOT / "tests" / "data" / "samples").glob("*.jpg"))
+# Sample faces from the test split of each dataset preparation a shipped model was trained on (README in each
+# folder: how they were picked); a model must be judged on faces it never trained on.
+SAMPLE_FOLDERS = {"faces-v1": "samples", "faces-v2": "held-out-faces-v2"}
+
+
+def shipped_split_file() -> Path:
+    """The split the shipped model was trained and tested on, as its card records it."""
+    found = re.search(r"Split file `([^`]+)`", CARD.read_text())
+    assert found is not None, "the model card names no split file"
+    return ROOT / found.group(1)
+
+
+SAMPLES = sorted((ROOT / "tests" / "data" / SAMPLE_FOLDERS[shipped_split_file().parent.name]).glob("*.jpg"))
 
 
 def test_the_default_model_file_is_shipped_and_loads() -> None:
     metadata = read_metadata(SHIPPED)
     assert metadata.version in SHIPPED.name
-    assert metadata.framing == "face_crop" and metadata.in_chans == 4
+    assert metadata.framing in ("face_crop", "native_face_crop") and metadata.in_chans == 4
+
+
+def test_the_samples_are_in_the_shipped_models_test_split() -> None:
+    # A sample is named <source>-<class>-<original file name>, compared up to its first dot: UTKFace's files end in
+    # `.jpg.chip.jpg`, which an older sample's name shortened.
+    with shipped_split_file().open() as handle:
+        test_faces = {
+            (row["source"], Path(row["path"]).parts[-2], Path(row["path"]).name.split(".")[0])
+            for row in csv.DictReader(handle)
+            if row["split"] == "test"
+        }
+    assert SAMPLES
+    for sample in SAMPLES:
+        named = re.match(r"(.+)-(real|fake)-(.+)\.jpg$", sample.name)
+        assert named is not None
+        source, kind, original = named.groups()
+        assert (source, kind, original.split(".")[0]) in test_faces, f"{sample.name} is not a test face of its split"
 
 
 def test_the_shipped_model_carries_the_hash_of_its_weights() -> None:
