@@ -14,6 +14,7 @@ from sklearn.calibration import calibration_curve
 from detecteur.model.probabilities import fake_probabilities
 from detecteur.training.evaluate import write_report
 from detecteur.training.metrics import (
+    cap_real_source_fpr,
     choose_threshold,
     compute_metrics,
     equal_error_rate,
@@ -217,6 +218,40 @@ def test_choose_threshold_is_clipped_away_from_zero() -> None:
     labels = np.array([0, 0, 1, 1])
     probs = np.array([0.001, 0.002, 0.003, 0.004])
     assert choose_threshold(labels, probs) == 0.01
+
+
+# Two real sources: "lab" well separated, "web" with two reals scored like fakes (0.85, 0.75) among ten.
+CAP_LABELS = np.array([0] * 4 + [0] * 10 + [1] * 4)
+CAP_SOURCES = ["lab"] * 4 + ["web"] * 10 + ["gan"] * 4
+LAB_REALS = [0.05, 0.1, 0.15, 0.2]
+WEB_REALS = [0.85, 0.75, 0.3, 0.25, 0.2, 0.15, 0.1, 0.1, 0.05, 0.05]
+FAKES = [0.7, 0.8, 0.9, 0.95]
+CAP_PROBS = np.array([*LAB_REALS, *WEB_REALS, *FAKES])
+
+
+def _false_positive_rate(probs: np.ndarray, mask: np.ndarray, threshold: float) -> float:
+    return float(np.mean(probs[mask] >= threshold))
+
+
+def test_the_cap_raises_the_threshold_until_no_real_source_exceeds_it() -> None:
+    web = np.array(CAP_SOURCES) == "web"
+    youden = choose_threshold(CAP_LABELS, CAP_PROBS)
+    assert _false_positive_rate(CAP_PROBS, web, youden) == pytest.approx(0.2)
+    # 10 % of ten web reals: one may stay above; the threshold goes between the 0.75 real and the 0.8 fake.
+    capped = cap_real_source_fpr(youden, CAP_LABELS, CAP_PROBS, CAP_SOURCES, 0.1)
+    assert capped == pytest.approx(0.775)
+    assert _false_positive_rate(CAP_PROBS, web, capped) == pytest.approx(0.1)
+    # Under 10 %: none may; the threshold clears the 0.85 real, midway to the 0.9 fake.
+    assert cap_real_source_fpr(youden, CAP_LABELS, CAP_PROBS, CAP_SOURCES, 0.05) == pytest.approx(0.875)
+
+
+def test_the_cap_leaves_a_threshold_that_already_meets_it() -> None:
+    assert cap_real_source_fpr(0.8, CAP_LABELS, CAP_PROBS, CAP_SOURCES, 0.1) == 0.8
+
+
+def test_the_cap_refuses_sources_that_do_not_match_the_scores() -> None:
+    with pytest.raises(ValueError, match="sources"):
+        cap_real_source_fpr(0.5, CAP_LABELS, CAP_PROBS, CAP_SOURCES[:-1], 0.1)
 
 
 def test_choose_threshold_returns_one_half_when_only_one_class_is_present() -> None:

@@ -144,6 +144,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0)
     # Missing a fake costs five times missing a real: index 0 = authentic, 1 = synthetic.
     class_weights: tuple[float, float] = (1.0, 5.0)
+    # Calibration's threshold rule: Youden's J on validation, raised where needed so that no real source has more
+    # than this share of its validation faces called synthetic (a reviewer's queue is set by the worst-served
+    # source, not the pooled average). None = Youden's J alone. Read at evaluation; a finished run may change it.
+    max_real_source_fpr: float | None = Field(None, gt=0.0, lt=1.0)
     early_stopping_patience: int = Field(3, ge=1)
     seed: int = 0
     num_workers: int = Field(2, ge=0)

@@ -5,6 +5,7 @@ carries them with the test figures of the evaluation."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from detecteur.config import RUN_CALIBRATED_MODEL_FILE
 from detecteur.model.file import ModelMetadata
 from detecteur.model.networks import save_model
 from detecteur.model.probabilities import FloatArray, fake_probabilities
-from detecteur.training.metrics import IntArray, choose_threshold, fit_temperature
+from detecteur.training.metrics import IntArray, cap_real_source_fpr, choose_threshold, fit_temperature
 
 if TYPE_CHECKING:
     from detecteur.training.evaluate import RunEvaluation
@@ -28,12 +29,22 @@ class CalibrationFit:
     threshold: float
 
 
-def fit_calibration(val_logits: FloatArray, val_labels: IntArray, class_weights: tuple[float, float]) -> CalibrationFit:
-    """Undo the class-weight prior shift first, then fit the temperature and choose the threshold: from training
-    facts and the validation split only."""
+def fit_calibration(
+    val_logits: FloatArray,
+    val_labels: IntArray,
+    class_weights: tuple[float, float],
+    val_sources: Sequence[str] = (),
+    max_real_source_fpr: float | None = None,
+) -> CalibrationFit:
+    """Undo the class-weight prior shift first, then fit the temperature and choose the threshold (Youden's J,
+    raised to `max_real_source_fpr` per real source when given): from training facts and the validation split
+    only."""
     adjustment = (math.log(class_weights[0]), math.log(class_weights[1]))
     temperature = fit_temperature(val_logits - np.asarray(adjustment), val_labels)
-    threshold = choose_threshold(val_labels, fake_probabilities(val_logits, temperature, adjustment))
+    val_probs = fake_probabilities(val_logits, temperature, adjustment)
+    threshold = choose_threshold(val_labels, val_probs)
+    if max_real_source_fpr is not None:
+        threshold = cap_real_source_fpr(threshold, val_labels, val_probs, val_sources, max_real_source_fpr)
     return CalibrationFit(adjustment, temperature, threshold)
 
 

@@ -247,7 +247,8 @@ def evaluate_run(
         model, test_records, spec, device, config.batch_size, config.num_workers, framing=framing
     )
 
-    fit = fit_calibration(val_logits, val_labels, config.class_weights)
+    val_sources = [record.source for record in val_records]
+    fit = fit_calibration(val_logits, val_labels, config.class_weights, val_sources, config.max_real_source_fpr)
     adjustment, temperature, threshold = fit.logit_adjustment, fit.temperature, fit.threshold
     val_probs = fake_probabilities(val_logits, temperature, adjustment)
     test_raw = fake_probabilities(test_logits)
@@ -255,10 +256,12 @@ def evaluate_run(
     metrics = compute_metrics(test_labels, test_probs, threshold)
     validation = compute_metrics(val_labels, val_probs, threshold)
     # As training logs it per epoch: the weakest source is what the overall AUC hides.
-    validation["roc_auc_by_source"] = roc_auc_by_group([r.source for r in val_records], val_labels, val_probs)
+    validation["roc_auc_by_source"] = roc_auc_by_group(val_sources, val_labels, val_probs)
     calibration = {
         "logit_adjustment": list(adjustment),
         "temperature": temperature,
+        # The threshold rule: Youden's J, raised so no real source's validation FPR exceeds this (None: not raised).
+        "max_real_source_fpr": config.max_real_source_fpr,
         "ece_before": expected_calibration_error(test_labels, test_raw),
         "ece_after": expected_calibration_error(test_labels, test_probs),
         "val_ece_before": expected_calibration_error(val_labels, fake_probabilities(val_logits)),

@@ -116,6 +116,32 @@ def choose_threshold(labels: npt.ArrayLike, fake_probs: npt.ArrayLike) -> float:
     return float(np.clip(chosen, *THRESHOLD_BOUNDS))
 
 
+def cap_real_source_fpr(
+    threshold: float, labels: npt.ArrayLike, fake_probs: npt.ArrayLike, sources: Sequence[str], max_fpr: float
+) -> float:
+    """`threshold`, raised where needed so that no source's real faces are called synthetic (p >= threshold) more
+    often than `max_fpr` on these scores; use the validation split.
+
+    A source with n real faces may keep floor(max_fpr * n) of them at or above the threshold, so it must exceed that
+    source's next real score; the raised threshold is the midpoint between the highest such score and the next
+    higher score of any face (the same confusion matrix, the widest margin), clipped to [0.01, 0.99]."""
+    label_array, prob_array = _check_scored(labels, fake_probs)
+    source_array = np.asarray(sources)
+    if source_array.shape != label_array.shape:
+        raise ValueError(f"{source_array.size} sources for {label_array.size} scores")
+    binding = -np.inf
+    for source in np.unique(source_array[label_array == AUTHENTIC]):
+        reals = np.sort(prob_array[(label_array == AUTHENTIC) & (source_array == source)])[::-1]
+        allowed = math.floor(max_fpr * reals.size)
+        if allowed < reals.size:
+            binding = max(binding, float(reals[allowed]))
+    if binding < threshold:
+        return threshold
+    higher = prob_array[prob_array > binding]
+    raised = (binding + float(higher.min())) / 2.0 if higher.size else (binding + 1.0) / 2.0
+    return float(np.clip(raised, *THRESHOLD_BOUNDS))
+
+
 def equal_error_rate(labels: npt.ArrayLike, fake_probs: npt.ArrayLike) -> float:
     """Error rate where the false positive rate equals the false negative rate (linear interpolation on ROC).
 

@@ -37,8 +37,9 @@ def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
         torch.save(payload, temporary)
 
 
-# Settings a resumed run may change: a longer schedule, or a different machine's worker count.
-RESUMABLE_CHANGES = {"epochs", "num_workers"}
+# Settings a resumed run may change: a longer schedule, a different machine's worker count, or the threshold rule
+# that evaluation (not training) applies.
+RESUMABLE_CHANGES = {"epochs", "num_workers", "max_real_source_fpr"}
 
 
 def _recipe_changes(started_with: dict[str, Any], config: TrainConfig) -> list[str]:
