@@ -1,13 +1,13 @@
 """Choose the stability check's margin on validation faces, then report it on test faces.
 
-A stratified sample of a split (faces-v1 by default; up to `--per-group` images per source and class, fixed seed) is
-judged from the original dataset files exactly as the service judges an upload (decode, face detection, crop), once
-plain and once under each of `engine.VIEWS` (the three single degradations and the combined copy the service scores).
-For each rule — the service's (`engine.STABILITY_VIEWS`) and, for comparison, every single view and the three singles
-together — the margin is the 95th percentile of the probability spread among validation faces the model gets right and
-decides (so a correct face moves that much 1 time in 20); the test sample then gives the share of each verdict that
-turns uncertain and the accuracy on the faces that stay decided. `margin` at the top of the JSON is the service
-rule's: `engine.STABILITY_MARGIN` and the model card's stability section are read from it.
+A stratified sample of a split (the shipped model's faces-v2 split by default; up to `--per-group` images per source
+and class, fixed seed) is judged from the original dataset files exactly as the service judges an upload (decode, face
+detection, crop), once plain and once under each of `engine.VIEWS` (the three single degradations and the combined
+copy the service scores). For each rule — the service's (`engine.STABILITY_VIEWS`) and, for comparison, every single
+view and the three singles together — the margin is the 95th percentile of the probability spread among validation
+faces the model gets right and decides (so a correct face moves that much 1 time in 20); the test sample then gives
+the share of each verdict that turns uncertain and the accuracy on the faces that stay decided. `margin` at the top of
+the JSON is the service rule's: `engine.STABILITY_MARGIN` and the model card's stability section are read from it.
 
     nice python scripts/stability_margin.py --per-group 95 --out docs/stability-margin.json
 
@@ -119,7 +119,7 @@ def _right(verdict: Verdict, row: dict[str, object]) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", type=Path, default=REPO / "data/splits/faces-v1/split.csv")
+    parser.add_argument("--split", type=Path, default=REPO / "data/splits/faces-v2/split-taef2-200.csv")
     parser.add_argument("--model", type=Path, default=REPO / Settings().model_path)
     parser.add_argument("--per-group", type=int, default=95)
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")

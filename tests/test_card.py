@@ -9,7 +9,7 @@ import pytest
 
 from detecteur.model.networks import ModelFileError, load_model, read_metadata, save_model
 from detecteur.training.calibrate import save_calibrated_model
-from detecteur.training.card import ship
+from detecteur.training.card import _threshold_rule, ship
 from detecteur.training.evaluate import evaluate_run
 from detecteur.training.train import train
 from tests.conftest import toy_config
@@ -42,6 +42,16 @@ def test_the_card_quotes_the_runs_own_figures(shipped: tuple[Path, Path]) -> Non
     for figure in ("roc.png", "reliability.png", "training_curves.png", "confusion_matrix.png"):
         assert (models_dir / "figures" / figure).is_file()
         assert f"(figures/{figure})" in card
+
+
+def test_the_card_says_how_its_threshold_was_chosen(shipped: tuple[Path, Path]) -> None:
+    _, models_dir = shipped
+    assert (
+        "on the calibrated fake probability (Youden's J on the validation split);"
+        in (models_dir / "MODEL_CARD.md").read_text()
+    )
+    capped = _threshold_rule({"calibration": {"max_real_source_fpr": 0.05}})
+    assert capped.endswith("no real source has more than 5% of its validation faces called synthetic")
 
 
 def test_the_card_and_its_shipped_report_name_images_without_this_machines_directories(

@@ -40,6 +40,11 @@ DATASET_LICENCES = {
     "stylegan2-tpdne": "repository GPL-3.0 covers the crawler; image rights unclear (boredhumans.com)",
     "utkface-real": "UTKFace: non-commercial research only",
     "ciplab-photoshop": "not stated; Kaggle page reportedly CC BY-NC-SA 4.0 / unknown",
+    "inswapper-ffhq": "repository README says MIT (no LICENSE file); FFHQ sources CC BY-NC-SA 4.0; inswapper_128 "
+    "weights non-commercial research only",
+    "london-faceset": "CC BY 4.0 (DeBruine & Jones)",
+    "web-selfies-real": "repository MIT; the web-scraped photos have no stated image licence",
+    "taef2": "TAEF2 weights MIT; each reconstruction inherits the licence of the real face it was made from",
 }
 HEADLINE = (
     "accuracy",
@@ -259,6 +264,17 @@ def _more_sections(
     return lines
 
 
+def _threshold_rule(report: dict[str, Any]) -> str:
+    """How the decision threshold was chosen on validation, in words."""
+    cap = report["calibration"].get("max_real_source_fpr")
+    if cap is None:
+        return "Youden's J on the validation split"
+    return (
+        f"Youden's J on the validation split, raised so that no real source has more than {cap:.0%} of its "
+        "validation faces called synthetic"
+    )
+
+
 def render_card(
     run_dir: Path,
     model_file: Path,
@@ -286,6 +302,7 @@ def render_card(
         framing=metadata.framing,
         labels=list(metadata.labels),
         threshold=f"{metadata.threshold:.4f}",
+        threshold_rule=_threshold_rule(report),
         band_low=f"{metadata.borderline_band[0]:.2f}",
         band_high=f"{metadata.borderline_band[1]:.2f}",
         logit_adjustment=list(metadata.logit_adjustment),

@@ -235,6 +235,9 @@ def plot_logo_gallery(report: dict[str, Any], out: Path, condition: str = "web")
             with Image.open(path) as image:
                 axes[row][column].imshow(image.convert("RGB"))
             axes[row][column].set_title(f"{fold['held_out']}\n{label} p={probability:.2f}", fontsize=7)
-    figure.suptitle(f"Worst leave-one-generator-out failures (scored as {condition} copies)", fontsize=10)
-    figure.tight_layout()
+    # tight_layout ignores the suptitle: it gets the top 0.4 inch to itself.
+    height = figure.get_figheight()
+    title = f"Worst leave-one-generator-out failures (scored as {condition} copies)"
+    figure.suptitle(title, fontsize=10, y=1.0 - 0.1 / height, verticalalignment="top")
+    figure.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.4 / height))
     return _save(figure, out)
