@@ -5,7 +5,7 @@ the report's `passed` (issue 22's gates: AUC within 0.002, ECE within 0.005, ≥
 
 The split's crop files must exist (`detecteur data faces`, docs/training.md); skipped with a message otherwise.
 
-    .venv/bin/python benchmarks/int8.py [--split data/splits/faces-v1/split.csv] [--calibration-images 256]
+    .venv/bin/python benchmarks/int8.py [--split data/splits/faces-v2/split-taef2-200.csv] [--calibration-images 256]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from detecteur.config import Settings
 from detecteur.model.quantise import CALIBRATION_IMAGES, QuantisationError
 from detecteur.training.int8 import quantise_model
 
-DEFAULT_SPLIT = ROOT / "data" / "splits" / "faces-v1" / "split.csv"
+DEFAULT_SPLIT = ROOT / "data" / "splits" / "faces-v2" / "split-taef2-200.csv"
 
 
 def main() -> None:
