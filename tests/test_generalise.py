@@ -33,7 +33,7 @@ from detecteur.training.data import (
     write_records,
 )
 from detecteur.training.logo import fold_config, run_logo, web_version
-from detecteur.training.synthesis import TAEF2_DIR, Taef2, jpeg_like, self_blend
+from detecteur.training.synthesis import TAEF2_DIR, Taef2, blend_into_real, jpeg_like, self_blend
 from tests.conftest import toy_config
 from tests.toy_data import make_toy_dataset
 
@@ -125,6 +125,14 @@ def test_jpeg_like_reuses_the_references_tables(tmp_path: Path) -> None:
     with Image.open(png) as lossless:
         untouched = _photo((64, 64), seed=5)
         assert jpeg_like(untouched, lossless) is untouched
+
+
+def test_a_blended_reconstruction_keeps_the_real_outside_the_face_and_the_reconstruction_inside() -> None:
+    real, reconstruction = Image.new("RGB", (100, 100), (200, 40, 40)), Image.new("RGB", (100, 100), (40, 40, 200))
+    blended = np.asarray(blend_into_real(real, reconstruction, random.Random(0)), dtype=int)
+    assert tuple(blended[2, 2]) == (200, 40, 40)  # a corner: the real's own pixels
+    assert np.abs(blended[53, 50] - (40, 40, 200)).max() <= 2  # the face's centre: the reconstruction's
+    assert len({tuple(pixel) for pixel in blended.reshape(-1, 3)}) > 10  # a soft boundary between them
 
 
 @pytest.mark.realdata

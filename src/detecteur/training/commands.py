@@ -107,14 +107,18 @@ def data_reconstruct(
     crops: Annotated[Path, typer.Option(help="The folder of native crops (holds faces.csv).")],
     out: Annotated[Path, typer.Option(help="Split CSV to write: the input split plus the reconstructions.")],
     per_source: Annotated[int, typer.Option(help="Training reals reconstructed per real source.")] = 100,
+    blend: Annotated[
+        bool, typer.Option(help="Also add each reconstruction blended into its real (source `taef2-blend`).")
+    ] = False,
 ) -> None:
     """Aligned training fakes: training reals passed through the TAEF2 latent autoencoder (`synthesis.py`), added
-    to a copy of the split as source `taef2` (training rows, each in its real's subject group)."""
+    to a copy of the split as source `taef2` (training rows, each in its real's subject group); with --blend, also
+    each reconstruction's face pasted into its real through a soft mask, as source `taef2-blend`."""
     from dataclasses import replace
 
     from detecteur.config import SYNTHETIC
     from detecteur.training.data import DataError, read_records, summarise, write_records
-    from detecteur.training.synthesis import ALIGNED_SOURCE, reconstruct_reals
+    from detecteur.training.synthesis import ALIGNED_SOURCE, BLENDED_SOURCE, blend_reconstructions, reconstruct_reals
 
     try:
         records = read_records(split)
@@ -127,8 +131,15 @@ def data_reconstruct(
             f"{crops}: {error} (the folder `detecteur data faces --native` wrote, with its faces.csv)"
         ) from error
     added = [replace(real, path=file, label=SYNTHETIC, source=ALIGNED_SOURCE, phash=real.phash) for real, file in pairs]
-    write_records([r for r in records if r.source != ALIGNED_SOURCE] + added, out)
-    _print(f"wrote {out}: {len(added)} reconstructions added")
+    if blend:
+        blends = blend_reconstructions(pairs, crops / BLENDED_SOURCE)
+        added += [
+            replace(real, path=file, label=SYNTHETIC, source=BLENDED_SOURCE)
+            for (real, _), file in zip(pairs, blends, strict=True)
+        ]
+    made_here = {ALIGNED_SOURCE, BLENDED_SOURCE}
+    write_records([r for r in records if r.source not in made_here] + added, out)
+    _print(f"wrote {out}: {len(added)} made-from-real fakes added")
     _print(summarise(added))
 
 

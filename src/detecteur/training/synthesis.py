@@ -175,9 +175,27 @@ def _subsampling(reference: Image.Image) -> int:
     return value if value >= 0 else 0
 
 
+def blend_into_real(real: Image.Image, reconstruction: Image.Image, rng: random.Random) -> Image.Image:
+    """`reconstruction`'s face pasted into its `real` through a soft face-shaped mask: the face carries the
+    decoder's traces and, around it, a blending boundary between two compression histories — what a face swap or
+    an inpainted face leaves, with the real's own pixels everywhere else."""
+    real = real.convert("RGB")
+    if reconstruction.size != real.size:
+        reconstruction = reconstruction.resize(real.size, Image.Resampling.BICUBIC)
+    mask = _face_mask(min(real.size), rng).resize(real.size, Image.Resampling.BILINEAR)
+    weights = np.asarray(mask, dtype=np.float32)[..., None] / 255.0
+    blended = (
+        np.asarray(real, dtype=np.float32) * (1 - weights)
+        + np.asarray(reconstruction.convert("RGB"), dtype=np.float32) * weights
+    )
+    return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+
+
 # --- Aligned fakes for a split ------------------------------------------------------------------------------
 
 ALIGNED_SOURCE = "taef2"
+# The same reconstructions blended into their reals (`blend_into_real`), a source of their own.
+BLENDED_SOURCE = "taef2-blend"
 
 
 def source_files_of_crops(crops_dir: Path) -> dict[Path, Path]:
@@ -227,3 +245,21 @@ def reconstruct_reals(
             reconstruction.save(target, format="PNG", compress_level=1)
         pairs.append((record, target))
     return pairs
+
+
+def blend_reconstructions(pairs: list[tuple[ImageRecord, Path]], out_dir: Path, seed: int = 0) -> list[Path]:
+    """Each (real, reconstruction file) pair's `blend_into_real`, written as PNG under `out_dir/fake/`; files
+    already written are kept."""
+    from rich.progress import track
+
+    (out_dir / "fake").mkdir(parents=True, exist_ok=True)
+    written = []
+    for record, reconstruction_file in track(pairs, description="blending reconstructions into their reals"):
+        target = out_dir / "fake" / reconstruction_file.name
+        if not target.exists():
+            # One generator per file, seeded by its name: the same blend whatever else is written alongside.
+            rng = random.Random(f"{seed}:{reconstruction_file.name}")
+            with Image.open(record.path) as real, Image.open(reconstruction_file) as reconstruction:
+                blend_into_real(real, reconstruction, rng).save(target, format="PNG", compress_level=1)
+        written.append(target)
+    return written
