@@ -33,6 +33,7 @@ from detecteur.model import export
 from detecteur.model.backends import OnnxRuntimeBackend, TorchBackend
 from detecteur.model.file import ModelFileError, read_metadata, verify_model_file
 from detecteur.model.networks import build, load_model, save_model, weights_sha256
+from detecteur.model.serving_session import MAX_WINDOWS_PER_RUN
 from detecteur.training.data import IMAGE_SUFFIXES as TRAINING_IMAGE_SUFFIXES
 from tests.test_api import wait_until_ready
 from tests.test_faces import SAMPLES
@@ -102,6 +103,13 @@ def test_both_backends_give_the_same_region_logits_for_a_native_crop_model(
     assert on_torch.shape == on_onnx.shape == (len(regions), 2)
     assert np.abs(on_torch - on_onnx).max() < 1e-4
     assert np.ptp(on_onnx[:, 1] - on_onnx[:, 0]) > 1e-3  # not two constants
+
+
+def test_a_batch_larger_than_one_run_is_scored_in_slices_like_window_by_window(native_graph: Path) -> None:
+    backend = OnnxRuntimeBackend(native_graph)
+    batch = np.random.default_rng(0).normal(size=(MAX_WINDOWS_PER_RUN * 2 + 3, 4, 64, 64)).astype(np.float32)
+    one_by_one = np.concatenate([backend.logits(batch[i : i + 1]) for i in range(len(batch))])
+    assert np.abs(backend.logits(batch) - one_by_one).max() < 1e-4
 
 
 def run_isolated(code: str, env: dict[str, str]) -> dict[str, object]:

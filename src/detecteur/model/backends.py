@@ -19,7 +19,7 @@ from PIL import Image
 
 from detecteur.inputs.preprocess import InputSpec, preprocess_array
 from detecteur.model.export import INPUT_NAME, OUTPUT_NAME
-from detecteur.model.serving_session import run_options, serving_session
+from detecteur.model.serving_session import MAX_WINDOWS_PER_RUN, serving_session
 
 if TYPE_CHECKING:
     import torch
@@ -71,12 +71,15 @@ class OnnxRuntimeBackend:
     def __init__(self, onnx_path: Path, threads: int = 1) -> None:
         self.onnx_path = onnx_path
         self.session = serving_session(onnx_path, threads)
-        self.run_options = run_options()
 
     def window_logits(self, windows: Sequence[Image.Image], spec: InputSpec) -> np.ndarray:
         return self.logits(np.stack([preprocess_array(window, spec) for window in windows]))
 
     def logits(self, batch: np.ndarray) -> np.ndarray:
-        """N×2 float32 logits for an N×C×H×W float32 batch of preprocessed crops."""
-        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch}, self.run_options)
-        return np.asarray(outputs[0], dtype=np.float32)
+        """N×2 float32 logits for an N×C×H×W float32 batch of preprocessed crops, run in slices of at most
+        `MAX_WINDOWS_PER_RUN` so that the memory arena stays bounded without being shrunk after every run."""
+        slices = [
+            self.session.run([OUTPUT_NAME], {INPUT_NAME: batch[start : start + MAX_WINDOWS_PER_RUN]})[0]
+            for start in range(0, len(batch), MAX_WINDOWS_PER_RUN)
+        ]
+        return np.asarray(np.concatenate(slices), dtype=np.float32)

@@ -5,10 +5,13 @@
   first session on a graph saves its optimised form in the cache (`optimised_graph_path`); later ones load that with
   optimisation off. The optimised form may hold instructions for this CPU (ORT's NCHWc layout), so its name carries
   the ORT version and a fingerprint of the CPU, and another machine optimises its own.
-- **The memory arena shrinks after each run.** ORT's CPU arena keeps the peak of every batch size it has seen: with
-  requests batched together (`batching`) that is ~900 MiB for a batch of 32 of the 0.8.0 ensemble. Without the
-  arena a batch of 8 runs ~1.5× slower (measured, benchmarks/README.md), so the arena stays and each run hands
-  its extra chunks back (`run_options`); `release_freed_memory` returns the C heap's free pages after start-up.
+- **The memory arena is bounded by running at most `MAX_WINDOWS_PER_RUN` windows at once.** ORT's CPU arena keeps the
+  peak of every batch size it has seen: with requests batched together (`batching`) that was ~900 MiB for a batch of
+  32 of the 0.8.0 ensemble. Without the arena a batch of 8 runs ~1.5× slower (benchmarks/README.md), and shrinking it
+  after each run (ORT's `memory.enable_memory_arena_shrinkage`, the earlier way) made every run of 4 windows or more
+  allocate its activations again: 5.2 ms a window instead of 2.6 for 0.9.0 (one Lite0 at 224 px, 2 cores). So a larger
+  batch runs in slices that reuse one bounded arena; `release_freed_memory` returns the C heap's free pages after
+  start-up.
 
 No torch here: the serving process must not load it (docs/lean-serving.md).
 """
@@ -97,13 +100,9 @@ def serving_session(graph: Path, threads: int = 1) -> Any:
     return session
 
 
-def run_options() -> Any:
-    """Run options that shrink the CPU arena back to its first chunk at the end of each run."""
-    import onnxruntime as ort
-
-    options = ort.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-    return options
+# Windows one ONNX Runtime run takes at most; larger batches run in slices of this size. Measured for 0.9.0 on 2
+# cores, arena kept: 2.6 ms a window at 4, 2.8 at 8, 3.2 at 32; the arena holds ~+40, +96 and +425 MiB for them.
+MAX_WINDOWS_PER_RUN = 8
 
 
 # glibc's mallopt parameters (malloc.h).
