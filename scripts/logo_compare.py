@@ -39,4 +39,8 @@ def comparison_table(report_dirs: list[Path]) -> str:
 
 
 if __name__ == "__main__":
-    print(comparison_table([Path(argument) for argument in sys.argv[1:]]))
+    folders = [Path(argument) for argument in sys.argv[1:]]
+    without_results = [str(folder) for folder in folders if not (folder / "logo.json").is_file()]
+    if without_results:
+        sys.exit(f"no logo.json (a sweep's --out folder) in: {', '.join(without_results)}")
+    print(comparison_table(folders))
