@@ -1,4 +1,5 @@
-"""The model in `models/` is the one the card describes, and it judges held-out samples correctly."""
+"""The model in `models/` is the one the card describes; on held-out samples every real falls below its threshold and
+every score is the one recorded when it shipped."""
 
 from __future__ import annotations
 
