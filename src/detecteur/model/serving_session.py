@@ -9,9 +9,9 @@
   peak of every batch size it has seen: with requests batched together (`batching`) that was ~900 MiB for a batch of
   32 of the 0.8.0 ensemble. Without the arena a batch of 8 runs ~1.5× slower (benchmarks/README.md), and shrinking it
   after each run (ORT's `memory.enable_memory_arena_shrinkage`, the earlier way) made every run of 4 windows or more
-  allocate its activations again: 5.2 ms a window instead of 2.6 for 0.9.0 (one Lite0 at 224 px, 2 cores). So a larger
-  batch runs in slices that reuse one bounded arena; `release_freed_memory` returns the C heap's free pages after
-  start-up.
+  allocate its activations again: 4.5–5.4 ms a window instead of 2.5–2.7 for 0.9.0 (one Lite0 at 224 px, 2 cores;
+  `benchmarks/arena_slices.py`). So a larger batch runs in slices that reuse one bounded arena; `release_freed_memory`
+  returns the C heap's free pages after start-up.
 
 No torch here: the serving process must not load it (docs/lean-serving.md).
 """
@@ -101,7 +101,8 @@ def serving_session(graph: Path, threads: int = 1) -> Any:
 
 
 # Windows one ONNX Runtime run takes at most; larger batches run in slices of this size. Measured for 0.9.0 on 2
-# cores, arena kept: 2.6 ms a window at 4, 2.8 at 8, 3.2 at 32; the arena holds ~+40, +96 and +425 MiB for them.
+# cores with the arena kept (benchmarks/arena_slices.py): 2.4 ms a window at batch 4, 2.7 at 8, 3.3 at 32, the arena
+# holding ~39, 83 and 343 MiB for them; slices of 8 run a batch of 32 at 2.7 ms a window.
 MAX_WINDOWS_PER_RUN = 8
 
 
