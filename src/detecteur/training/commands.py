@@ -126,13 +126,13 @@ def data_reconstruct(
         raise _fail(str(error)) from error
     try:
         pairs = reconstruct_reals(records, crops, crops / ALIGNED_SOURCE, per_source)
+        blends = blend_reconstructions(pairs, crops / BLENDED_SOURCE) if blend else []
     except OSError as error:
         raise _fail(
             f"{crops}: {error} (the folder `detecteur data faces --native` wrote, with its faces.csv)"
         ) from error
     added = [replace(real, path=file, label=SYNTHETIC, source=ALIGNED_SOURCE, phash=real.phash) for real, file in pairs]
     if blend:
-        blends = blend_reconstructions(pairs, crops / BLENDED_SOURCE)
         added += [
             replace(real, path=file, label=SYNTHETIC, source=BLENDED_SOURCE)
             for (real, _), file in zip(pairs, blends, strict=True)
