@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -125,9 +126,9 @@ class _Batches:
         self.position = 0
 
 
-def quantise_graph(fp32_graph: Path, calibration: np.ndarray, out: Path) -> Path:
+def quantise_graph(fp32_graph: Path, calibration: np.ndarray, out: Path, keep_fp32: Sequence[str] = ()) -> Path:
     """Static QDQ int8 quantisation of `fp32_graph`, activation ranges calibrated on `calibration` (MinMax), with
-    the fp32 graph's metadata carried over. Written atomically to `out`."""
+    the fp32 graph's metadata carried over; the nodes named in `keep_fp32` stay fp32. Written atomically to `out`."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -145,6 +146,7 @@ def quantise_graph(fp32_graph: Path, calibration: np.ndarray, out: Path) -> Path
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=list(keep_fp32),
             extra_options={"CalibMaxIntermediateOutputs": _outputs_held(len(calibration))},
         )
         model = onnx.load(str(quantised))

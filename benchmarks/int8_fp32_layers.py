@@ -1,0 +1,69 @@
+"""Does the served model's int8 graph keep its AUC when its first convolutions stay fp32? For 0.9.0, int8 everywhere
+loses ~0.07 test AUC (`benchmarks/int8.py`); this quantises the graph again with the first 0, 1, 3 and 8 `Conv` nodes
+kept fp32 (`quantise.quantise_graph(keep_fp32=…)`, the same calibration on validation faces) and scores every graph
+on every other test face, with the forward pass at batch 1, in one run. A look, not a gate: nothing here is served.
+
+    .venv/bin/python benchmarks/int8_fp32_layers.py [--split data/splits/faces-v2/split-taef2-200.csv]
+
+Writes benchmarks/results/int8_fp32_layers.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+from benchlib import ROOT, Record, cpu_cores
+
+from detecteur.config import Settings
+from detecteur.model.export import graph_for_serving
+from detecteur.model.file import read_metadata
+from detecteur.model.quantise import CALIBRATION_IMAGES, quantise_graph
+from detecteur.model.serving_session import serving_session
+from detecteur.training.data import read_records
+from detecteur.training.int8 import _logits, _quality, _region_logits, forward_p50_ms, model_inputs
+
+KEPT_CONVOLUTIONS = (0, 1, 3, 8)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", type=Path, default=ROOT / "data" / "splits" / "faces-v2" / "split-taef2-200.csv")
+    args = parser.parse_args()
+    model_path = Settings().model_path
+    metadata = read_metadata(model_path)
+    records = read_records(args.split)
+    validation = [record for record in records if record.split == "val"]
+    test = [record for record in records if record.split == "test"][::2]
+    missing = [record.path for record in validation + test if not record.path.is_file()]
+    if missing:
+        print(f"skipped: {len(missing)} crop files of {args.split} are missing (first: {missing[0]}); docs/training.md")
+        return
+    record = Record("int8_fp32_layers", model=str(model_path), split=str(args.split), test_images=len(test))
+    step = max(1, len(validation) // CALIBRATION_IMAGES)
+    calibration, _ = model_inputs([r.path for r in validation[::step][:CALIBRATION_IMAGES]], metadata)
+    test_inputs, counts = model_inputs([r.path for r in test], metadata)
+    labels = np.array([r.label for r in test], dtype=np.int64)
+    fp32_graph = graph_for_serving(model_path)
+    convolutions = [node.name for node in onnx.load(str(fp32_graph)).graph.node if node.op_type == "Conv"]
+    sessions = {"fp32": serving_session(fp32_graph, cpu_cores())}
+    with tempfile.TemporaryDirectory() as folder:
+        for kept in KEPT_CONVOLUTIONS:
+            graph = quantise_graph(fp32_graph, calibration, Path(folder) / f"int8-{kept}.onnx", convolutions[:kept])
+            sessions[f"int8, first {kept} convolutions fp32"] = serving_session(graph, cpu_cores())
+        quality = {
+            name: _quality(_region_logits(_logits(session, test_inputs), counts), labels, metadata)
+            for name, session in sessions.items()
+        }
+        speed = forward_p50_ms(sessions, test_inputs, {1: 30})
+    results = {name: {"roc_auc": quality[name].roc_auc, "ece": quality[name].ece, **speed[name]} for name in sessions}
+    for name, figures in results.items():
+        print(f"{name}: {figures}")
+    record.write(results)
+
+
+if __name__ == "__main__":
+    main()
