@@ -5,7 +5,7 @@ the report's `passed` (issue 22's gates: AUC within 0.002, ECE within 0.005, ≥
 
 The split's crop files must exist (`detecteur data faces`, docs/training.md); skipped with a message otherwise.
 
-    .venv/bin/python benchmarks/int8.py [--split data/splits/faces-v2/split-taef2-200.csv] [--calibration-images 256]
+    .venv/bin/python benchmarks/int8.py [--split SPLIT_CSV] [--calibration-images 256]   # default: the card's split
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from benchlib import ROOT, Record, cpu_cores
 
 from detecteur.config import Settings
 from detecteur.model.quantise import CALIBRATION_IMAGES, QuantisationError
+from detecteur.training.card import split_file_of_card
 from detecteur.training.int8 import quantise_model
 
-DEFAULT_SPLIT = ROOT / "data" / "splits" / "faces-v2" / "split-taef2-200.csv"
+DEFAULT_SPLIT = split_file_of_card(ROOT / "models" / "MODEL_CARD.md")  # the shipped model's own split
 
 
 def main() -> None:

@@ -3,7 +3,7 @@ loses ~0.07 test AUC (`benchmarks/int8.py`); this quantises the graph again with
 kept fp32 (`quantise.quantise_graph(keep_fp32=…)`, the same calibration on validation faces) and scores every graph
 on every other test face, with the forward pass at batch 1, in one run. A look, not a gate: nothing here is served.
 
-    .venv/bin/python benchmarks/int8_fp32_layers.py [--split data/splits/faces-v2/split-taef2-200.csv]
+    .venv/bin/python benchmarks/int8_fp32_layers.py [--split SPLIT_CSV (default: the split the model card names)]
 
 Writes benchmarks/results/int8_fp32_layers.json.
 """
@@ -23,6 +23,7 @@ from detecteur.model.export import graph_for_serving
 from detecteur.model.file import read_metadata
 from detecteur.model.quantise import CALIBRATION_IMAGES, quantise_graph
 from detecteur.model.serving_session import serving_session
+from detecteur.training.card import split_file_of_card
 from detecteur.training.data import read_records
 from detecteur.training.int8 import _logits, _quality, _region_logits, forward_p50_ms, model_inputs
 
@@ -31,7 +32,7 @@ KEPT_CONVOLUTIONS = (0, 1, 3, 8)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", type=Path, default=ROOT / "data" / "splits" / "faces-v2" / "split-taef2-200.csv")
+    parser.add_argument("--split", type=Path, default=split_file_of_card(ROOT / "models" / "MODEL_CARD.md"))
     args = parser.parse_args()
     model_path = Settings().model_path
     metadata = read_metadata(model_path)

@@ -31,6 +31,7 @@ from detecteur.config import Settings
 from detecteur.inference.engine import STABILITY_VIEWS, VIEWS, Detector, Verdict, decide, stability_of
 from detecteur.inputs.decode import ImageError, decode_image
 from detecteur.training import stability_report
+from detecteur.training.card import split_file_of_card
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = REPO.parent / "shared" / "datasets"
@@ -119,7 +120,7 @@ def _right(verdict: Verdict, row: dict[str, object]) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", type=Path, default=REPO / "data/splits/faces-v2/split-taef2-200.csv")
+    parser.add_argument("--split", type=Path, default=split_file_of_card(REPO / "models" / "MODEL_CARD.md"))
     parser.add_argument("--model", type=Path, default=REPO / Settings().model_path)
     parser.add_argument("--per-group", type=int, default=95)
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")

@@ -9,7 +9,7 @@ import pytest
 
 from detecteur.model.networks import ModelFileError, load_model, read_metadata, save_model
 from detecteur.training.calibrate import save_calibrated_model
-from detecteur.training.card import _threshold_rule, ship
+from detecteur.training.card import _threshold_rule, ship, split_file_of_card
 from detecteur.training.evaluate import evaluate_run
 from detecteur.training.train import train
 from tests.conftest import toy_config
@@ -52,6 +52,18 @@ def test_the_card_says_how_its_threshold_was_chosen(shipped: tuple[Path, Path]) 
     )
     capped = _threshold_rule({"calibration": {"max_real_source_fpr": 0.05}})
     assert capped.endswith("no real source has more than 5% of its validation faces called synthetic")
+
+
+def test_the_split_of_a_card_is_the_one_it_names(shipped: tuple[Path, Path], tmp_path: Path) -> None:
+    _, models_dir = shipped
+    # The toy run's split is named by its absolute path; the shipped card's is relative to the checkout.
+    named = split_file_of_card(models_dir / "MODEL_CARD.md")
+    assert named.is_file() and f"Split file `{named}`" in (models_dir / "MODEL_CARD.md").read_text()
+    bare = tmp_path / "models" / "MODEL_CARD.md"
+    bare.parent.mkdir()
+    bare.write_text("# Card\n")
+    with pytest.raises(ValueError, match="names no split file"):
+        split_file_of_card(bare)
 
 
 def test_the_card_and_its_shipped_report_name_images_without_this_machines_directories(

@@ -13,6 +13,7 @@ import pytest
 from detecteur.config import Settings
 from detecteur.inference.engine import Detector
 from detecteur.model.networks import read_metadata, verify_model_file
+from detecteur.training.card import split_file_of_card
 from detecteur.training.data import open_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,14 +24,7 @@ CARD = ROOT / "models" / "MODEL_CARD.md"
 SAMPLE_FOLDERS = {"faces-v1": "samples", "faces-v2": "held-out-faces-v2"}
 
 
-def shipped_split_file() -> Path:
-    """The split the shipped model was trained and tested on, as its card records it."""
-    found = re.search(r"Split file `([^`]+)`", CARD.read_text())
-    assert found is not None, "the model card names no split file"
-    return ROOT / found.group(1)
-
-
-SAMPLES = sorted((ROOT / "tests" / "data" / SAMPLE_FOLDERS[shipped_split_file().parent.name]).glob("*.jpg"))
+SAMPLES = sorted((ROOT / "tests" / "data" / SAMPLE_FOLDERS[split_file_of_card(CARD).parent.name]).glob("*.jpg"))
 
 
 def test_the_default_model_file_is_shipped_and_loads() -> None:
@@ -42,7 +36,7 @@ def test_the_default_model_file_is_shipped_and_loads() -> None:
 def test_the_samples_are_in_the_shipped_models_test_split() -> None:
     # A sample is named <source>-<class>-<original file name>, compared up to its first dot: UTKFace's files end in
     # `.jpg.chip.jpg`, which an older sample's name shortened.
-    with shipped_split_file().open() as handle:
+    with split_file_of_card(CARD).open() as handle:
         test_faces = {
             (row["source"], Path(row["path"]).parts[-2], Path(row["path"]).name.split(".")[0])
             for row in csv.DictReader(handle)

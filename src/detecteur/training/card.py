@@ -4,6 +4,7 @@ the run's own files (`report.json`, `metrics.jsonl`, the model metadata). No fig
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from string import Template
@@ -151,6 +152,15 @@ def ship(
     card = render_card(run_dir, model_file, metadata, report, figures, extra_reports or [], logo_report)
     atomic_write_text(models_dir / "MODEL_CARD.md", card)
     return model_file
+
+
+def split_file_of_card(card: Path) -> Path:
+    """The split a shipped model was trained and tested on, as its card names it (`Split file `…``), relative to
+    the checkout the card is in. Scripts that measure the shipped model on its own test faces start from it."""
+    found = re.search(r"Split file `([^`]+)`", card.read_text(encoding="utf-8"))
+    if found is None:
+        raise ValueError(f"{card} names no split file")
+    return card.resolve().parents[1] / found.group(1)
 
 
 def publish_model(
