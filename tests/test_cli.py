@@ -119,6 +119,24 @@ def test_logo_sweep_refuses_a_fold_folder_left_by_another_protocol(tmp_path: Pat
     assert not (tmp_path / "report" / "logo.json").exists()
 
 
+def test_logo_sweep_with_another_seed_refuses_the_folds_of_the_recipe_s_own_seed(tmp_path: Path) -> None:
+    from detecteur.config import TrainConfig
+    from detecteur.training.logo import fold_config
+    from detecteur.training.runs import describe_run, write_description
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text('seed = 20\n[logo]\nheld_out = ["gen-a"]\n')
+    split = tmp_path / "split.csv"
+    split.write_text("path,label,source,subject_id,phash,split\n")
+    seed_20_fold = fold_config(TrainConfig.from_toml(recipe), "gen-a").model_dump(mode="json")
+    write_description(tmp_path / "folds" / "gen-a", describe_run(seed_20_fold, split, "0", "cpu", {}, 1))
+    arguments = ["evaluate", "--logo", str(recipe), "--split", str(split), "--out", str(tmp_path / "report")]
+    result = runner.invoke(app, [*arguments, "--logo-runs", str(tmp_path / "folds"), "--seed", "21"])
+    assert result.exit_code == 2, result.output
+    assert "other seed" in result.output and "--logo-runs" in result.output
+    assert not (tmp_path / "report" / "logo.json").exists()
+
+
 def test_evaluate_names_an_unreadable_file_in_the_folder(calibrated_model: Path, tmp_path: Path) -> None:
     root = make_toy_dataset(tmp_path / "set", per_class=3, size=32)
     (root / "fake" / "broken.png").write_text("not an image")

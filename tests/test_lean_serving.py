@@ -52,11 +52,14 @@ def sample_images() -> list[Image.Image]:
 
 
 def specs_to_check() -> list[InputSpec]:
-    """The shipped model's input spec, and small 3- and 4-channel ones: at 64 px every sample is larger than the
-    input, so the native framing cuts two windows out of it."""
+    """The shipped model's input spec, and small 3- and 4-channel ones of either pixel signal: at 64 px every sample
+    is larger than the input, so the native framing cuts two windows out of it."""
     shipped = read_metadata(Settings().model_path).input_spec
     imagenet = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-    return [shipped, InputSpec(64, 4, *imagenet), InputSpec(64, 3, *imagenet)]
+    return [
+        shipped,
+        *(InputSpec(64, in_chans, *imagenet, pixel_signal=signal) for in_chans in (3, 4) for signal in ("rgb", "npr")),
+    ]
 
 
 @pytest.mark.parametrize("framing", FRAMINGS)

@@ -123,10 +123,11 @@ def test_resnet18_loads_torchvision_imagenet_weights_from_torch_home(
 
 def test_saved_model_loads_back_with_identical_weights_and_metadata(tmp_path: Path) -> None:
     model = build("efficientnet_lite0", in_chans=4, pretrained=False)
-    metadata = metadata_for(threshold=0.4, temperature=1.7, metrics={"roc_auc": 0.9})
+    metadata = metadata_for(threshold=0.4, temperature=1.7, metrics={"roc_auc": 0.9}, pixel_signal="npr")
     save_model(model, metadata, tmp_path / "m.safetensors")
     loaded, loaded_metadata = load_model(tmp_path / "m.safetensors")
     assert loaded_metadata == metadata.model_copy(update={"weights_sha256": weights_sha256(model.state_dict())})
+    assert loaded_metadata.input_spec.pixel_signal == "npr"  # serving preprocesses as training did
     for key, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], tensor), key
     assert not loaded.training

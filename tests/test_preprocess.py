@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from detecteur.config import AugmentConfig
-from detecteur.inputs.preprocess import LAPLACIAN_KERNEL, InputSpec, preprocess
+from detecteur.inputs.preprocess import LAPLACIAN_KERNEL, NPR_GAIN, InputSpec, preprocess
 from detecteur.model.networks import input_spec_for
 from detecteur.training.augment import BlockShift, TrainingTransform
 
@@ -52,6 +52,25 @@ def test_three_channel_variant_drops_only_the_laplacian() -> None:
     four = preprocess(image, SPEC)
     assert three.shape == (3, 32, 32)
     assert torch.equal(three, four[:3])
+
+
+def test_the_npr_signal_is_each_pixel_minus_the_top_left_pixel_of_its_two_by_two_cell() -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    npr_spec = InputSpec(32, 4, SPEC.mean, SPEC.std, pixel_signal="npr")
+    tensor = preprocess(Image.fromarray(pixels), npr_spec)
+    unit = torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1)
+    anchors = unit[:, 0::2, 0::2]
+    assert torch.count_nonzero(tensor[:3, 0::2, 0::2]) == 0
+    for row, column in ((0, 1), (1, 0), (1, 1)):
+        expected = (unit[:, row::2, column::2] - anchors) * NPR_GAIN
+        torch.testing.assert_close(tensor[:3, row::2, column::2], expected, rtol=0, atol=1e-5)
+    # The Laplacian channel does not depend on what the colour channels carry.
+    assert torch.equal(tensor[3], preprocess(Image.fromarray(pixels), SPEC)[3])
+
+
+def test_a_flat_image_has_no_npr_signal() -> None:
+    tensor = preprocess(Image.new("RGB", (32, 32), (10, 200, 90)), InputSpec(32, 3, SPEC.mean, SPEC.std, "npr"))
+    assert tensor.shape == (3, 32, 32) and torch.count_nonzero(tensor) == 0
 
 
 def test_any_input_size_and_mode_is_brought_to_the_model_input() -> None:

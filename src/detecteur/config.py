@@ -46,6 +46,9 @@ Framing = Literal["whole_image", "face_crop", "native_face_crop"]
 # or `native` crops at their own scale (`detecteur data faces --native`), which a `face_crop` model gets
 # normalised on loading, exactly as serving normalises them.
 CropFiles = Literal["canonical", "native"]
+# What a model's colour channels carry: "rgb", the picture normalised; "npr", its neighbouring-pixel residual
+# (`preprocess.npr_residual`).
+PixelSignal = Literal["rgb", "npr"]
 # How the service runs the network: torch, or ONNX Runtime on the graph exported from the same model file.
 BackendName = Literal["torch", "onnxruntime"]
 
@@ -125,6 +128,9 @@ class TrainConfig(BaseModel):
     # frozen_probe: where computed features are kept, so that folds and reruns do not recompute them.
     feature_cache: Path = Path("runs/feature-cache")
     in_chans: Literal[3, 4] = 4
+    # What the colour channels carry: the picture ("rgb") or its neighbouring-pixel residual ("npr",
+    # `preprocess.npr_residual`), which keeps upsampling traces and drops most of the face's look.
+    pixel_signal: PixelSignal = "rgb"
     framing: Framing = "whole_image"
     pretrained: bool = True
     # A fine-tuning stage: start from this saved model's weights (same arch, channels and input size) instead of

@@ -5,6 +5,10 @@ A face crop becomes a C×H×W float tensor: RGB normalised with the backbone's m
 channel is deliberately *not* normalised: its scale is part of the signal (resampling and GAN upsampling
 traces live in its amplitude).
 
+With `pixel_signal = "npr"` the three colour channels carry, instead of the picture, each pixel's difference from
+the top-left pixel of its 2×2 cell (neighbouring-pixel relationships, Tan et al., CVPR 2024): what an upsampling
+layer leaves in every generator's output, with the face's content — and so its look — mostly gone.
+
 Two twins compute it: `preprocess` in torch (training, export, the torch backend, Grad-CAM) and `preprocess_array`
 in NumPy (the ONNX Runtime serving path, which must not import torch). tests/test_preprocess_numpy.py holds them
 within 1e-6 of each other. torch is imported inside the torch functions only, so that importing this module (the
@@ -19,11 +23,16 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image
 
+from detecteur.config import PixelSignal
+
 if TYPE_CHECKING:
     import torch
 
 LAPLACIAN_KERNEL: tuple[tuple[float, ...], ...] = ((0.0, 1.0, 0.0), (1.0, -4.0, 1.0), (0.0, 1.0, 0.0))
 GRAY_WEIGHTS: tuple[float, float, float] = (0.2989, 0.587, 0.114)
+# The residual of face crops on [0, 1] has a standard deviation of a few hundredths; this gain brings it near the
+# unit scale the ImageNet stem was trained on (measured on training faces, `scripts/npr_scale.py`).
+NPR_GAIN = 32.0
 RESAMPLING = Image.Resampling.BICUBIC
 
 
@@ -35,6 +44,7 @@ class InputSpec:
     in_chans: Literal[3, 4]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    pixel_signal: PixelSignal = "rgb"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,16 +101,25 @@ def laplacian_map(unit_rgb: torch.Tensor) -> torch.Tensor:
     return F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kernel)
 
 
+def npr_residual(unit_rgb: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W: every pixel minus the top-left pixel of its 2×2 cell (zero on those pixels), times `NPR_GAIN`."""
+    anchors = unit_rgb[:, :, 0::2, 0::2].repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    return (unit_rgb - anchors[:, :, : unit_rgb.shape[2], : unit_rgb.shape[3]]) * NPR_GAIN
+
+
 def forensic_channels(unit_rgb: torch.Tensor, spec: InputSpec) -> torch.Tensor:
     """N×C×H×W model input from N×3×H×W pixels on [0, 1] (the tensor half of `preprocess`)."""
     import torch
 
-    mean = torch.tensor(spec.mean, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
-    normalised = (unit_rgb - mean) / std
+    if spec.pixel_signal == "npr":
+        colour = npr_residual(unit_rgb)
+    else:
+        mean = torch.tensor(spec.mean, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
+        std = torch.tensor(spec.std, dtype=unit_rgb.dtype, device=unit_rgb.device).view(1, 3, 1, 1)
+        colour = (unit_rgb - mean) / std
     if spec.in_chans == 3:
-        return normalised
-    return torch.cat([normalised, laplacian_map(unit_rgb)], dim=1)
+        return colour
+    return torch.cat([colour, laplacian_map(unit_rgb)], dim=1)
 
 
 def preprocess(image: Image.Image, spec: InputSpec) -> torch.Tensor:
@@ -130,12 +149,23 @@ def laplacian_map_array(unit_rgb: np.ndarray) -> np.ndarray:
     return result[np.newaxis]
 
 
+def npr_residual_array(unit_rgb: np.ndarray) -> np.ndarray:
+    """3×H×W `npr_residual` in NumPy."""
+    height, width = unit_rgb.shape[1:]
+    anchors = unit_rgb[:, 0::2, 0::2].repeat(2, axis=1).repeat(2, axis=2)[:, :height, :width]
+    residual: np.ndarray = (unit_rgb - anchors) * np.float32(NPR_GAIN)
+    return residual
+
+
 def preprocess_array(image: Image.Image, spec: InputSpec) -> np.ndarray:
     """C×H×W float32 model input for one face crop: `preprocess` in NumPy, for the torch-free serving path."""
     unit_rgb = image_to_unit_array(resize_for_model(image, spec.input_size))
-    mean = np.asarray(spec.mean, dtype=np.float32).reshape(3, 1, 1)
-    std = np.asarray(spec.std, dtype=np.float32).reshape(3, 1, 1)
-    normalised = (unit_rgb - mean) / std
+    if spec.pixel_signal == "npr":
+        colour = npr_residual_array(unit_rgb)
+    else:
+        mean = np.asarray(spec.mean, dtype=np.float32).reshape(3, 1, 1)
+        std = np.asarray(spec.std, dtype=np.float32).reshape(3, 1, 1)
+        colour = (unit_rgb - mean) / std
     if spec.in_chans == 3:
-        return normalised
-    return np.concatenate([normalised, laplacian_map_array(unit_rgb)], axis=0)
+        return colour
+    return np.concatenate([colour, laplacian_map_array(unit_rgb)], axis=0)

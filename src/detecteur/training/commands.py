@@ -228,6 +228,10 @@ def evaluate(
         Path | None,
         typer.Option(help="With --logo: where the fold runs go (default runs/logo-<recipe>; one folder per split)."),
     ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(help="With --logo: the recipe with this seed instead of its own (named <recipe>-seed<N>)."),
+    ] = None,
 ) -> None:
     """Metrics, calibration, report and plots — for a run (val/test split) or for a folder of images; with --logo,
     a recipe's leave-one-generator-out sweep (its fold runs go to runs/logo-<recipe>/)."""
@@ -238,7 +242,7 @@ def evaluate(
     from detecteur.training.evaluate import evaluate_folder, evaluate_run
 
     if logo is not None:
-        _evaluate_logo(logo, split, out, cross_dataset, logo_runs)
+        _evaluate_logo(logo, split, out, cross_dataset, logo_runs, seed)
         return
     try:
         if run is not None:
@@ -263,7 +267,12 @@ def evaluate(
 
 
 def _evaluate_logo(
-    recipe_file: Path, split: Path | None, out: Path | None, cross_dataset: Path | None, runs_dir: Path | None
+    recipe_file: Path,
+    split: Path | None,
+    out: Path | None,
+    cross_dataset: Path | None,
+    runs_dir: Path | None,
+    seed: int | None,
 ) -> None:
     from pydantic import ValidationError
 
@@ -278,6 +287,9 @@ def _evaluate_logo(
     except (OSError, ValueError, ValidationError) as error:
         raise _fail(f"{recipe_file}: {error}") from error
     name = recipe_file.stem
+    if seed is not None:  # ranking recipes needs more than one seed each (docs/generalisation.md)
+        recipe = recipe.model_copy(update={"seed": seed})
+        name = f"{name}-seed{seed}"
     try:
         report = run_logo(recipe, name, split, runs_dir or Path("runs") / f"logo-{name}", out, cross_dataset)
     except (DataError, OSError) as error:

@@ -42,6 +42,7 @@ from detecteur.training.data import (
 )
 from detecteur.training.runs import best_epoch, read_description, read_epochs
 from detecteur.training.sampling import sharpness
+from detecteur.training.stages import recipe_changes
 
 console = Console(stderr=True)
 
@@ -199,7 +200,8 @@ def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
 
 def _fold_finished(run_dir: Path, config: TrainConfig, split_file: Path) -> bool:
     """Whether the fold's run is complete; a run folder left by a fold that excluded other sources (an older
-    protocol, another recipe) or trained on another split is refused rather than resumed or reused."""
+    protocol), trained another recipe (another seed, another input) or on another split is refused rather than
+    resumed or reused."""
     if (run_dir / "config.json").exists():
         description = read_description(run_dir)
         recorded = description.config.get("exclude_sources")
@@ -207,6 +209,12 @@ def _fold_finished(run_dir: Path, config: TrainConfig, split_file: Path) -> bool
             raise DataError(
                 f"{run_dir} was trained without {recorded}, this fold leaves out {config.exclude_sources}: "
                 "move that folder away to rerun the fold"
+            )
+        changed = recipe_changes(description.config, config)
+        if changed:
+            raise DataError(
+                f"{run_dir} was trained with other {', '.join(changed)} than this fold's recipe: "
+                "move that folder away or give the sweep its own --logo-runs"
             )
         if description.split_sha256 != file_sha256(split_file):
             raise DataError(
@@ -318,6 +326,7 @@ def run_logo(
         folds.append(run_fold(recipe, held_out, split_file, runs_dir / held_out, cross_dataset))
         report = {
             "recipe": recipe_name,
+            "seed": recipe.seed,
             "split_file": str(split_file),
             "budget": recipe.logo.model_dump(mode="json"),
             "folds": folds,

@@ -176,6 +176,7 @@ def new_model_metadata(run_dir: Path, description: RunDescription, spec: InputSp
         version=model_version(run_dir),
         input_size=spec.input_size,
         in_chans=spec.in_chans,
+        pixel_signal=spec.pixel_signal,
         mean=spec.mean,
         std=spec.std,
         data_summary=description.data_summary,

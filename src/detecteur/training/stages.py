@@ -42,7 +42,7 @@ def _atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
 RESUMABLE_CHANGES = {"epochs", "num_workers", "max_real_source_fpr"}
 
 
-def _recipe_changes(started_with: dict[str, Any], config: TrainConfig) -> list[str]:
+def recipe_changes(started_with: dict[str, Any], config: TrainConfig) -> list[str]:
     now = config.model_dump(mode="json")
     # A setting added after the run started was, for that run, its default.
     started_with = {**TrainConfig().model_dump(mode="json"), **started_with}
@@ -148,7 +148,7 @@ def load_checkpoint(
     state = torch.load(path, map_location=optim.device, weights_only=True)
     if state["split_sha256"] != split_sha256:
         raise RunError(f"{split_file} differs from the split this run started with; refusing to resume")
-    changed = _recipe_changes(state["config"], config)
+    changed = recipe_changes(state["config"], config)
     if changed:
         raise RunError(f"the recipe changed since this run started ({', '.join(changed)}); refusing to resume")
     model.load_state_dict(state["model"])

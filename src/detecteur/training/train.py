@@ -196,7 +196,7 @@ def _select_data(config: TrainConfig, split_file: Path) -> TrainingData:
         unmatched = reals_without_look_alike_fakes(train_records, config.look_alike_reals)
         self_blend_by_source = {source: config.self_blend_probability_unmatched for source in sorted(unmatched)}
         summary["self_blend_by_source"] = self_blend_by_source
-    spec = input_spec_for(config.arch, config.in_chans, config.input_size)
+    spec = input_spec_for(config.arch, config.in_chans, config.input_size, config.pixel_signal)
     train_transform, val_transform = training_transforms(spec, config.augment, config.framing, config.crop_files)
     return TrainingData(
         train_records, val_records, summary, sample_weights, self_blend_by_source, spec, train_transform, val_transform
