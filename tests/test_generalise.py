@@ -32,7 +32,7 @@ from detecteur.training.data import (
     without_sources,
     write_records,
 )
-from detecteur.training.logo import fold_config, run_logo, web_version
+from detecteur.training.logo import SHARED_FOLD, fold_config, run_logo, web_version
 from detecteur.training.synthesis import TAEF2_DIR, Taef2, blend_into_real, jpeg_like, self_blend
 from tests.conftest import toy_config
 from tests.toy_data import make_toy_dataset
@@ -221,6 +221,24 @@ def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Pa
     other_split.write_text(two_generator_split.read_text() + "\n")
     with pytest.raises(DataError, match=r"not on .*other-split\.csv"):
         run_logo(recipe, "toy", other_split, tmp_path / "runs", tmp_path / "other-report")
+
+
+def test_a_recipe_trained_on_no_generator_is_one_model_scored_on_each(
+    two_generator_split: Path, tmp_path: Path
+) -> None:
+    recipe = toy_config(
+        framing="native_face_crop",
+        crop_files="native",
+        exclude_sources=["gen-a/fake", "gen-b/fake"],
+        self_blend_probability=0.5,  # its only fakes are made from its reals
+        logo=LogoConfig(held_out=["gen-a", "gen-b"], epochs=1, max_train_images=None, max_eval_images=None),
+    )
+    assert fold_config(recipe, "gen-a").exclude_sources == ["gen-a/fake", "gen-b/fake"]
+    report = run_logo(recipe, "reals-only", two_generator_split, tmp_path / "runs", tmp_path / "report")
+    assert [path.name for path in (tmp_path / "runs").iterdir()] == [SHARED_FOLD]
+    assert [fold["held_out"] for fold in report["folds"]] == ["gen-a", "gen-b"]
+    assert report["folds"][0]["threshold"] == report["folds"][1]["threshold"]  # one model, one threshold
+    assert all(fold["fakes"] == 30 for fold in report["folds"])  # each generator's own fakes were scored
 
 
 def test_matched_weights_make_the_reals_look_like_the_fakes() -> None:

@@ -182,9 +182,11 @@ def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
 
     Only the fakes: a source's reals (FFHQ beside StyleGAN, LFW beside the FaceSwap swaps) are camera photos, not
     the generator, and a fold that never sees them meets their look for the first time among its test reals.
+    A recipe that leaves the generator out already (one trained on fakes made from reals only) is its own fold.
     """
     budget = recipe.logo
-    excluded = [*recipe.exclude_sources, f"{held_out}/fake"]
+    held_out_fakes = f"{held_out}/fake"
+    excluded = [*recipe.exclude_sources, *([] if held_out_fakes in recipe.exclude_sources else [held_out_fakes])]
     if budget.full_recipe:
         return recipe.model_copy(update={"exclude_sources": excluded})
     return recipe.model_copy(
@@ -308,6 +310,14 @@ def logo_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The fold folder of generators the recipe never trains on: one model, scored on each of them.
+SHARED_FOLD = "recipe-holds-all-out"
+
+
+def fold_run_dir(recipe: TrainConfig, held_out: str, runs_dir: Path) -> Path:
+    return runs_dir / (SHARED_FOLD if f"{held_out}/fake" in recipe.exclude_sources else held_out)
+
+
 def run_logo(
     recipe: TrainConfig,
     recipe_name: str,
@@ -323,7 +333,7 @@ def run_logo(
     report: dict[str, Any] = {}
     for held_out in recipe.logo.held_out:
         console.print(f"[bold]LOGO fold: {held_out} held out[/bold]")
-        folds.append(run_fold(recipe, held_out, split_file, runs_dir / held_out, cross_dataset))
+        folds.append(run_fold(recipe, held_out, split_file, fold_run_dir(recipe, held_out, runs_dir), cross_dataset))
         report = {
             "recipe": recipe_name,
             "seed": recipe.seed,
