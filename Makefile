@@ -44,7 +44,7 @@ bench: install
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/lean_serving.py
 	$(BIN)/python benchmarks/int8.py
-	$(BIN)/python benchmarks/int8_fp32_layers.py
+	$(BIN)/python benchmarks/int8_variants.py
 	$(BIN)/python benchmarks/arena_slices.py
 	$(BIN)/python benchmarks/serving_ratios.py
 	$(BIN)/python benchmarks/speed_table.py

@@ -16,6 +16,7 @@ from detecteur.model.quantise import (
     QuantisationError,
     _attach_report,
     _outputs_held,
+    even_batch,
     int8_graph_path,
     quantise_graph,
     read_int8_report,
@@ -46,7 +47,9 @@ def test_the_gates() -> None:
 
 def test_calibration_folds_never_leave_the_last_one_empty() -> None:
     for images in range(1, 600):
-        batches = -(-images // 16)
+        batch = even_batch(images)
+        assert images % batch == 0 and (batch == 16 or images % 16)  # equal batches, as large as allowed
+        batches = images // batch
         held = _outputs_held(images)
         assert held > batches or batches % held
 
@@ -72,6 +75,18 @@ def test_the_int8_graph_runs_and_keeps_the_model_metadata(
     fp32 = serving_session(native_graph).run(None, {"input": inputs})[0]
     assert int8.shape == fp32.shape == (3, 2) and np.isfinite(int8).all()
     assert read_int8_report(graph) is None  # no figures yet: never served by "auto"
+
+
+def test_other_calibration_methods_give_a_graph_that_runs(
+    tmp_path: Path,
+    native_graph: Path,  # noqa: F811 - the fixture
+) -> None:
+    calibration = np.random.default_rng(0).standard_normal((20, 4, 64, 64)).astype(np.float32)
+    inputs = np.random.default_rng(1).standard_normal((2, 4, 64, 64)).astype(np.float32)
+    for method in ("Percentile", "Entropy"):
+        graph = quantise_graph(native_graph, calibration, tmp_path / f"{method}.onnx", calibration_method=method)
+        logits = serving_session(graph).run(None, {"input": inputs})[0]
+        assert logits.shape == (2, 2) and np.isfinite(logits).all(), method
 
 
 def test_which_graph_is_served(

@@ -126,9 +126,16 @@ class _Batches:
         self.position = 0
 
 
-def quantise_graph(fp32_graph: Path, calibration: np.ndarray, out: Path, keep_fp32: Sequence[str] = ()) -> Path:
-    """Static QDQ int8 quantisation of `fp32_graph`, activation ranges calibrated on `calibration` (MinMax), with
-    the fp32 graph's metadata carried over; the nodes named in `keep_fp32` stay fp32. Written atomically to `out`."""
+def quantise_graph(
+    fp32_graph: Path,
+    calibration: np.ndarray,
+    out: Path,
+    keep_fp32: Sequence[str] = (),
+    calibration_method: Literal["MinMax", "Percentile", "Entropy"] = "MinMax",
+) -> Path:
+    """Static QDQ int8 quantisation of `fp32_graph`, activation ranges calibrated on `calibration` (ONNX Runtime's
+    `calibration_method`), with the fp32 graph's metadata carried over; the nodes named in `keep_fp32` stay fp32.
+    Written atomically to `out`."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -140,12 +147,12 @@ def quantise_graph(fp32_graph: Path, calibration: np.ndarray, out: Path, keep_fp
         quantize_static(
             str(prepared),
             str(quantised),
-            _Batches(calibration, CALIBRATION_BATCH),
+            _Batches(calibration, even_batch(len(calibration))),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=CalibrationMethod[calibration_method],
             nodes_to_exclude=list(keep_fp32),
             extra_options={"CalibMaxIntermediateOutputs": _outputs_held(len(calibration))},
         )
@@ -158,11 +165,17 @@ def quantise_graph(fp32_graph: Path, calibration: np.ndarray, out: Path, keep_fp
     return out
 
 
+def even_batch(images: int) -> int:
+    """The largest calibration batch up to `CALIBRATION_BATCH` that divides `images`: ORT 1.32's histogram
+    calibrators (Percentile, Entropy) stack a fold's batches into one array and fail on a shorter last batch."""
+    return max(size for size in range(1, min(images, CALIBRATION_BATCH) + 1) if images % size == 0)
+
+
 def _outputs_held(images: int) -> int:
     """How many calibration batches' intermediate outputs to hold before folding them into the ranges (all of them
     would take GiBs). Not a divisor of the batch count: ORT 1.32 fails ("No data is collected") when the last fold
     leaves nothing behind."""
-    batches = -(-images // CALIBRATION_BATCH)
+    batches = images // even_batch(images)
     return next(held for held in (4, 5, 3, 7, 11) if held > batches or batches % held)
 
 

@@ -1,11 +1,12 @@
-"""Does the served model's int8 graph keep its AUC when its first convolutions stay fp32? For 0.9.0, int8 everywhere
-loses ~0.07 test AUC (`benchmarks/int8.py`); this quantises the graph again with the first 0, 1, 3 and 8 `Conv` nodes
-kept fp32 (`quantise.quantise_graph(keep_fp32=…)`, the same calibration on validation faces) and scores every graph
-on every other test face, with the forward pass at batch 1, in one run. A look, not a gate: nothing here is served.
+"""Which int8 graph of the served model keeps its AUC? For 0.9.0, int8 everywhere with MinMax ranges loses ~0.07
+test AUC (`benchmarks/int8.py`); this quantises the graph again with the first 1 and 8 `Conv` nodes kept fp32
+(`quantise.quantise_graph(keep_fp32=…)`) and with ONNX Runtime's other calibration methods (Percentile, Entropy),
+all calibrated on the same validation faces, and scores every graph on every other test face, with the forward pass
+at batch 1, in one run. A look, not a gate: nothing here is served.
 
-    .venv/bin/python benchmarks/int8_fp32_layers.py [--split SPLIT_CSV (default: the split the model card names)]
+    .venv/bin/python benchmarks/int8_variants.py [--split SPLIT_CSV (default: the split the model card names)]
 
-Writes benchmarks/results/int8_fp32_layers.json.
+Writes benchmarks/results/int8_variants.json.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -27,7 +29,14 @@ from detecteur.training.card import split_file_of_card
 from detecteur.training.data import read_records
 from detecteur.training.int8 import _logits, _quality, _region_logits, forward_p50_ms, model_inputs
 
-KEPT_CONVOLUTIONS = (0, 1, 3, 8)
+# (calibration method, how many of the first convolutions stay fp32)
+VARIANTS: tuple[tuple[Literal["MinMax", "Percentile", "Entropy"], int], ...] = (
+    ("MinMax", 0),
+    ("MinMax", 1),
+    ("MinMax", 8),
+    ("Percentile", 0),
+    ("Entropy", 0),
+)
 
 
 def main() -> None:
@@ -43,7 +52,7 @@ def main() -> None:
     if missing:
         print(f"skipped: {len(missing)} crop files of {args.split} are missing (first: {missing[0]}); docs/training.md")
         return
-    record = Record("int8_fp32_layers", model=str(model_path), split=str(args.split), test_images=len(test))
+    record = Record("int8_variants", model=str(model_path), split=str(args.split), test_images=len(test))
     step = max(1, len(validation) // CALIBRATION_IMAGES)
     calibration, _ = model_inputs([r.path for r in validation[::step][:CALIBRATION_IMAGES]], metadata)
     test_inputs, counts = model_inputs([r.path for r in test], metadata)
@@ -52,9 +61,10 @@ def main() -> None:
     convolutions = [node.name for node in onnx.load(str(fp32_graph)).graph.node if node.op_type == "Conv"]
     sessions = {"fp32": serving_session(fp32_graph, cpu_cores())}
     with tempfile.TemporaryDirectory() as folder:
-        for kept in KEPT_CONVOLUTIONS:
-            graph = quantise_graph(fp32_graph, calibration, Path(folder) / f"int8-{kept}.onnx", convolutions[:kept])
-            sessions[f"int8, first {kept} convolutions fp32"] = serving_session(graph, cpu_cores())
+        for method, kept in VARIANTS:
+            out = Path(folder) / f"int8-{method}-{kept}.onnx"
+            graph = quantise_graph(fp32_graph, calibration, out, convolutions[:kept], method)
+            sessions[f"int8 {method}, first {kept} convolutions fp32"] = serving_session(graph, cpu_cores())
         quality = {
             name: _quality(_region_logits(_logits(session, test_inputs), counts), labels, metadata)
             for name, session in sessions.items()
