@@ -87,6 +87,8 @@ def test_a_probe_exports_to_onnx(probe_run: tuple[TrainConfig, Path], tmp_path: 
 def test_recipes_that_cannot_be_probes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="in_chans = 3"):
         probe_config(tmp_path, in_chans=4)
+    with pytest.raises(ValidationError, match="pixel_signal rgb"):
+        probe_config(tmp_path, pixel_signal="npr")  # ImageNet statistics of the picture, not of a residual
     with pytest.raises(ValidationError, match="native_face_crop"):
         probe_config(tmp_path, framing="face_crop")
 

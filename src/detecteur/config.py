@@ -185,9 +185,12 @@ class TrainConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_method(self) -> TrainConfig:
-        if self.method == "frozen_probe" and (self.in_chans != 3 or not self.pretrained or self.init_weights):
+        if self.method == "frozen_probe" and (
+            self.in_chans != 3 or self.pixel_signal != "rgb" or not self.pretrained or self.init_weights
+        ):
             raise ValueError(
-                "method frozen_probe reads an ImageNet backbone: in_chans = 3, pretrained = true, no init_weights"
+                "method frozen_probe reads an ImageNet backbone: in_chans = 3, pixel_signal rgb, pretrained = true, "
+                "no init_weights"
             )
         if self.method == "frozen_probe" and self.self_blend_probability_unmatched is not None:
             raise ValueError("method frozen_probe takes self_blend_probability only, not per look")
