@@ -163,6 +163,21 @@ def test_source_balancing_gives_every_source_and_class_the_same_share_of_draws()
     shares = draw_shares(records, source_balancing_weights(records))
     assert shares == pytest.approx({"big/fake": 0.25, "big/real": 0.25, "small/fake": 0.25, "small/real": 0.25})
     assert draw_shares(records, np.ones(len(records)))["small/fake"] == pytest.approx(10 / 1260, abs=1e-4)
+    # A source given three shares is drawn three times as often as each other group, whatever its size.
+    shares = draw_shares(records, source_balancing_weights(records, {"small": 3.0}))
+    assert shares == pytest.approx({"big/fake": 0.125, "big/real": 0.125, "small/fake": 0.375, "small/real": 0.375})
+
+
+def test_source_shares_need_source_balancing_and_positive_shares() -> None:
+    from pydantic import ValidationError
+
+    from detecteur.config import TrainConfig
+
+    assert TrainConfig(balance_sources=True, source_shares={"taef2": 3}).source_shares == {"taef2": 3.0}
+    with pytest.raises(ValidationError, match="balance_sources"):
+        TrainConfig(source_shares={"taef2": 3})
+    with pytest.raises(ValidationError, match="greater than 0"):
+        TrainConfig(balance_sources=True, source_shares={"taef2": 0})
 
 
 def test_look_balancing_draws_each_real_look_as_often_as_the_fakes_sharing_it() -> None:

@@ -167,6 +167,9 @@ class TrainConfig(BaseModel):
     # Give every (source, class) group the same share of draws (`sampling.source_balancing_weights`), before any
     # sharpness balancing: otherwise the largest sources set what the model spends its epochs on.
     balance_sources: bool = False
+    # With `balance_sources`: a source's (source, class) groups get this many shares of draws each instead of one,
+    # e.g. {"taef2" = 3} for the made-from-reals fakes. Empty = every group one share.
+    source_shares: dict[str, Annotated[float, Field(gt=0)]] = {}
     # Fake source -> the real source whose look (framing, size, JPEG history) it shares, e.g. StyleGAN2 faces are
     # FFHQ-aligned crops like FFHQ's reals. The reals of each look are then drawn as often as its fakes
     # (`sampling.look_balancing_weights`), so that a look says nothing about the label. Empty = off.
@@ -192,6 +195,8 @@ class TrainConfig(BaseModel):
                 "method frozen_probe reads an ImageNet backbone: in_chans = 3, pixel_signal rgb, pretrained = true, "
                 "no init_weights"
             )
+        if self.source_shares and not self.balance_sources:
+            raise ValueError("source_shares are shares of source balancing: set balance_sources = true")
         if self.method == "frozen_probe" and self.self_blend_probability_unmatched is not None:
             raise ValueError("method frozen_probe takes self_blend_probability only, not per look")
         if self.method == "frozen_probe" and self.framing != "native_face_crop":

@@ -59,11 +59,15 @@ def sharpness_balancing_weights(
     return normalised
 
 
-def source_balancing_weights(records: Sequence[ImageRecord]) -> np.ndarray:
+def source_balancing_weights(
+    records: Sequence[ImageRecord], source_shares: Mapping[str, float] | None = None
+) -> np.ndarray:
     """Sampling weights that give every (source, class) group the same share of draws, whatever its size: a
-    small source that carries a hard pairing (StyleGAN vs FFHQ) is then seen as often as a large easy one."""
+    small source that carries a hard pairing (StyleGAN vs FFHQ) is then seen as often as a large easy one. A source
+    named in `source_shares` gets that many shares for each of its groups instead of one."""
     group_sizes = Counter((r.source, r.label) for r in records)
-    weights = np.array([1.0 / group_sizes[(r.source, r.label)] for r in records])
+    shares = source_shares or {}
+    weights = np.array([shares.get(r.source, 1.0) / group_sizes[(r.source, r.label)] for r in records])
     normalised: np.ndarray = weights / weights.mean()
     return normalised
 
@@ -113,10 +117,11 @@ def sampling_weights(
     balance_sources: bool,
     balance_sharpness: bool,
     look_alike_reals: Mapping[str, str] | None = None,
+    source_shares: Mapping[str, float] | None = None,
 ) -> np.ndarray:
-    """A recipe's training sampling weights: source balancing first, then the looks balanced (if `look_alike_reals`
-    is given), then sharpness balancing on top."""
-    weights = source_balancing_weights(records) if balance_sources else np.ones(len(records))
+    """A recipe's training sampling weights: source balancing first (with `source_shares`), then the looks balanced
+    (if `look_alike_reals` is given), then sharpness balancing on top."""
+    weights = source_balancing_weights(records, source_shares) if balance_sources else np.ones(len(records))
     if look_alike_reals:
         weights = look_balancing_weights(records, weights, look_alike_reals)
     if balance_sharpness:
@@ -141,7 +146,7 @@ def recipe_sampling_weights(records: Sequence[ImageRecord], config: TrainConfig)
     labels = [r.label for r in records]
     values = [sharpness(open_image(r.path)) for r in track(records, description="measuring sharpness", console=console)]
     weights = sampling_weights(
-        records, values, config.balance_sources, config.balance_sharpness, config.look_alike_reals
+        records, values, config.balance_sources, config.balance_sharpness, config.look_alike_reals, config.source_shares
     )
     proof = {
         "sharpness_auc_unweighted": float(roc_auc_score(labels, values)),
