@@ -241,6 +241,25 @@ def test_a_recipe_trained_on_no_generator_is_one_model_scored_on_each(
     assert all(fold["fakes"] == 30 for fold in report["folds"])  # each generator's own fakes were scored
 
 
+def test_an_ensemble_of_fold_models_is_scored_as_a_fold_is(two_generator_split: Path, tmp_path: Path) -> None:
+    from detecteur.model.networks import LogitAverage, build
+    from detecteur.training.logo import score_fold, summarise_folds
+    from scripts.logo_ensemble import fold_folder
+    from tests.test_model import metadata_for
+
+    metadata = metadata_for(framing="native_face_crop", version="fold")
+    ensemble = LogitAverage([build("efficientnet_lite0", 4, pretrained=False) for _ in range(2)]).eval()
+    fold = score_fold(ensemble, metadata, "gen-a", two_generator_split, ["gen-a/fake"], None)
+    assert fold["held_out"] == "gen-a" and fold["fakes"] == 30
+    assert set(fold["conditions"]) == {"stored", "web"}
+    assert summarise_folds([{**fold, "val_auc": None}])["web"]["worst_fold"] == "gen-a"
+    # A sweep's own fold model when it has one, else the one model of a recipe that trains on no generator.
+    (tmp_path / "a" / "gen-a").mkdir(parents=True)
+    (tmp_path / "a" / "gen-a" / "best.safetensors").write_bytes(b"")
+    assert fold_folder(tmp_path / "a", "gen-a") == tmp_path / "a" / "gen-a"
+    assert fold_folder(tmp_path / "a", "gen-b") == tmp_path / "a" / SHARED_FOLD
+
+
 def test_matched_weights_make_the_reals_look_like_the_fakes() -> None:
     from sklearn.metrics import roc_auc_score
 

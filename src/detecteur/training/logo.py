@@ -237,10 +237,23 @@ def run_fold(
     if not _fold_finished(run_dir, config, split_file):
         train(config, split_file, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     model, metadata = load_model(run_dir / RUN_BEST_MODEL_FILE)
+    result = score_fold(model, metadata, held_out, split_file, config.exclude_sources, cross_dataset)
+    return {**result, "val_auc": best_epoch(read_epochs(run_dir)).val_auc}
+
+
+def score_fold(
+    model: torch.nn.Module,
+    metadata: ModelMetadata,
+    held_out: str,
+    split_file: Path,
+    excluded: Sequence[str],
+    cross_dataset: Path | None,
+) -> dict[str, Any]:
+    """A fold model's figures: its threshold from the validation reals it could have seen (`excluded` left out),
+    the held-out generator's fakes against the test reals in each condition, and the cross-dataset folder if given."""
     records = read_records(split_file)
     validation_reals = _sample(
-        [r for r in without_sources(select_split(records, "val"), config.exclude_sources) if r.label == AUTHENTIC],
-        MAX_FOLD_REALS,
+        [r for r in without_sources(select_split(records, "val"), excluded) if r.label == AUTHENTIC], MAX_FOLD_REALS
     )
     threshold = fold_threshold(model, metadata, validation_reals)
     test_reals = _sample([r for r in select_split(records, "test") if r.label == AUTHENTIC], MAX_FOLD_REALS)
@@ -253,7 +266,6 @@ def run_fold(
         "conditions": {
             k: asdict(v) for k, v in score_records(model, metadata, held_out_fakes + test_reals, threshold).items()
         },
-        "val_auc": best_epoch(read_epochs(run_dir)).val_auc,
     }
     if cross_dataset is not None:
         cross = _sample(scan_dataset(cross_dataset), MAX_FOLD_FAKES + MAX_FOLD_REALS)
@@ -262,6 +274,11 @@ def run_fold(
             "conditions": {k: asdict(v) for k, v in score_records(model, metadata, cross, threshold).items()},
         }
     return result
+
+
+def _floor(val_auc: float | None) -> str:
+    """A fold's in-distribution validation AUC; "—" for a fold model that has none (an ensemble of fold models)."""
+    return "—" if val_auc is None else f"{val_auc:.4f}"
 
 
 def summarise_folds(folds: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -299,7 +316,7 @@ def logo_markdown(report: dict[str, Any]) -> str:
             lines.append(
                 f"| {fold['held_out']} | {c['auc']:.4f} | {c['auc_unweighted']:.4f} | {c['sharpness_auc']:.3f} → "
                 f"{c['sharpness_auc_weighted']:.3f} | {c['size_auc_weighted']:.3f} | {c['recall']:.3f} | "
-                f"{max(c['fpr_by_real_source'].values()):.3f} | {fold['val_auc']:.4f} |"
+                f"{max(c['fpr_by_real_source'].values()):.3f} | {_floor(fold.get('val_auc'))} |"
             )
         crosses = [f for f in report["folds"] if "cross_dataset" in f]
         if crosses:
