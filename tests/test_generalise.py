@@ -242,9 +242,10 @@ def test_a_recipe_trained_on_no_generator_is_one_model_scored_on_each(
 
 
 def test_an_ensemble_of_fold_models_is_scored_as_a_fold_is(two_generator_split: Path, tmp_path: Path) -> None:
+    from scripts.logo_ensemble import fold_folder
+
     from detecteur.model.networks import LogitAverage, build
     from detecteur.training.logo import score_fold, summarise_folds
-    from scripts.logo_ensemble import fold_folder
     from tests.test_model import metadata_for
 
     metadata = metadata_for(framing="native_face_crop", version="fold")
