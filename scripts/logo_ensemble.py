@@ -5,7 +5,7 @@ model of a recipe that trains on no generator, `recipe-holds-all-out/`) is loade
 (`networks.LogitAverage`, as `detecteur ensemble` does) and the ensemble is scored exactly as a fold is
 (`logo.score_fold`: threshold on the validation reals no member left out, held-out fakes against matched test
 reals, stored and web copies, the cross-dataset folder). Nothing is trained. Writes `logo.json` / `logo.md` in
-`--out`, which `scripts/logo_compare.py` reads like any sweep's.
+`--out`, which `scripts/logo_compare.py` reads like any sweep's (the ensemble is named after that folder).
 
     python -m scripts.logo_ensemble runs/logo-generalise-native-fakes-taef2-200 runs/logo-generalise-made-from-reals \
         --split data/splits/faces-v2/split-taef2-200.csv --cross-dataset data/faces-native/ciplab-photoshop \
@@ -56,7 +56,9 @@ def main() -> None:
         fold = score_fold(ensemble, loaded[0][1], held_out, args.split, excluded, args.cross_dataset)
         folds.append({**fold, "members": [str(folder) for folder in folders], "val_auc": None})
     report = {
-        "recipe": "ensemble of " + " + ".join(sweep.name.removeprefix("logo-") for sweep in args.sweeps),
+        # Named after its folder, so that `logo_compare` averages `<name>` and `<name>-seed<N>` over seeds.
+        "recipe": args.out.name,
+        "members": [sweep.name.removeprefix("logo-") for sweep in args.sweeps],
         "split_file": str(args.split),
         "folds": folds,
         "summary": summarise_folds(folds),
