@@ -177,6 +177,11 @@ def fold_threshold(model: torch.nn.Module, metadata: ModelMetadata, validation_r
     return float(np.quantile(probabilities, 1 - TARGET_VALIDATION_FPR))
 
 
+def recipe_leaves_out(recipe: TrainConfig, held_out: str) -> bool:
+    """Whether the recipe itself never trains on the generator's fakes (one trained on fakes made from reals only)."""
+    return f"{held_out}/fake" in recipe.exclude_sources
+
+
 def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
     """The recipe on the fold's budget, with the `held_out` generator's fakes left out of training and validation.
 
@@ -185,8 +190,9 @@ def fold_config(recipe: TrainConfig, held_out: str) -> TrainConfig:
     A recipe that leaves the generator out already (one trained on fakes made from reals only) is its own fold.
     """
     budget = recipe.logo
-    held_out_fakes = f"{held_out}/fake"
-    excluded = [*recipe.exclude_sources, *([] if held_out_fakes in recipe.exclude_sources else [held_out_fakes])]
+    excluded = list(recipe.exclude_sources)
+    if not recipe_leaves_out(recipe, held_out):
+        excluded.append(f"{held_out}/fake")
     if budget.full_recipe:
         return recipe.model_copy(update={"exclude_sources": excluded})
     return recipe.model_copy(
@@ -332,7 +338,7 @@ SHARED_FOLD = "recipe-holds-all-out"
 
 
 def fold_run_dir(recipe: TrainConfig, held_out: str, runs_dir: Path) -> Path:
-    return runs_dir / (SHARED_FOLD if f"{held_out}/fake" in recipe.exclude_sources else held_out)
+    return runs_dir / (SHARED_FOLD if recipe_leaves_out(recipe, held_out) else held_out)
 
 
 def run_logo(
