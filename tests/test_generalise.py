@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from detecteur.config import AUTHENTIC, SYNTHETIC, AugmentConfig, LogoConfig
@@ -224,8 +225,18 @@ def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Pa
 
 
 def test_a_recipe_trained_on_no_generator_is_one_model_scored_on_each(
-    two_generator_split: Path, tmp_path: Path
+    two_generator_split: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from detecteur.training import logo
+
+    references_computed = []
+    compute_reference = logo.fold_reference
+
+    def counted(*args: object, **kwargs: object) -> logo.FoldReference:
+        references_computed.append(args)
+        return compute_reference(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(logo, "fold_reference", counted)
     recipe = toy_config(
         framing="native_face_crop",
         crop_files="native",
@@ -237,7 +248,8 @@ def test_a_recipe_trained_on_no_generator_is_one_model_scored_on_each(
     report = run_logo(recipe, "reals-only", two_generator_split, tmp_path / "runs", tmp_path / "report")
     assert [path.name for path in (tmp_path / "runs").iterdir()] == [SHARED_FOLD]
     assert [fold["held_out"] for fold in report["folds"]] == ["gen-a", "gen-b"]
-    assert report["folds"][0]["threshold"] == report["folds"][1]["threshold"]  # one model, one threshold
+    assert report["folds"][0]["threshold"] == report["folds"][1]["threshold"]  # one model, one threshold,
+    assert len(references_computed) == 1  # computed once for both generators
     assert all(fold["fakes"] == 30 for fold in report["folds"])  # each generator's own fakes were scored
 
 
@@ -245,12 +257,13 @@ def test_an_ensemble_of_fold_models_is_scored_as_a_fold_is(two_generator_split: 
     from scripts.logo_ensemble import fold_folder
 
     from detecteur.model.networks import LogitAverage, build
-    from detecteur.training.logo import score_fold, summarise_folds
+    from detecteur.training.logo import fold_reference, score_fold, summarise_folds
     from tests.test_model import metadata_for
 
     metadata = metadata_for(framing="native_face_crop", version="fold")
     ensemble = LogitAverage([build("efficientnet_lite0", 4, pretrained=False) for _ in range(2)]).eval()
-    fold = score_fold(ensemble, metadata, "gen-a", two_generator_split, ["gen-a/fake"], None)
+    reference = fold_reference(ensemble, metadata, two_generator_split, ["gen-a/fake"], None)
+    fold = score_fold(ensemble, metadata, "gen-a", two_generator_split, reference)
     assert fold["held_out"] == "gen-a" and fold["fakes"] == 30
     assert set(fold["conditions"]) == {"stored", "web"}
     assert summarise_folds([{**fold, "val_auc": None}])["web"]["worst_fold"] == "gen-a"
@@ -259,6 +272,58 @@ def test_an_ensemble_of_fold_models_is_scored_as_a_fold_is(two_generator_split: 
     (tmp_path / "a" / "gen-a" / "best.safetensors").write_bytes(b"")
     assert fold_folder(tmp_path / "a", "gen-a") == tmp_path / "a" / "gen-a"
     assert fold_folder(tmp_path / "a", "gen-b") == tmp_path / "a" / SHARED_FOLD
+
+
+class _FixedMargin(torch.nn.Module):
+    """A stand-in member whose fake-minus-real margin is the input's first value times `scale`."""
+
+    def __init__(self, scale: float):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        margin = inputs.flatten(1)[:, 0] * self.scale
+        return torch.stack([torch.zeros_like(margin), margin], dim=1)
+
+
+def test_largest_standardised_keeps_the_member_that_alone_fires() -> None:
+    from detecteur.model.networks import LargestStandardised, LogitAverage
+
+    # Member a's margins on reals: mean 0, std 1; member b's: mean 10, std 5 (a louder, shifted scale).
+    ensemble = LargestStandardised([_FixedMargin(1.0), _FixedMargin(5.0)], [0.0, 10.0], [1.0, 5.0])
+    inputs = torch.tensor([[3.0], [-1.0]])
+    # a: 3σ and −1σ; b: (15 − 10)/5 = 1σ and (−5 − 10)/5 = −3σ. The larger of each row wins.
+    assert torch.allclose(ensemble(inputs), torch.tensor([[0.0, 3.0], [0.0, -1.0]]))
+    # A logit average of the same members reads the louder member's scale, not standard deviations.
+    assert torch.allclose(LogitAverage([_FixedMargin(1.0), _FixedMargin(5.0)])(inputs)[:, 1], torch.tensor([9.0, -3.0]))
+    with pytest.raises(ValueError, match="positive"):
+        LargestStandardised([_FixedMargin(1.0), _FixedMargin(1.0)], [0.0, 0.0], [1.0, 0.0])
+    with pytest.raises(ValueError, match="one mean and std each"):
+        LargestStandardised([_FixedMargin(1.0), _FixedMargin(1.0)], [0.0], [1.0])
+
+
+def test_largest_standardised_members_are_standardised_on_the_validation_reals(two_generator_split: Path) -> None:
+    from scripts.logo_ensemble import largest_standardised
+
+    from detecteur.inference.windows import network_region_logits
+    from detecteur.model.networks import build
+    from detecteur.training.data import open_image
+    from detecteur.training.logo import fold_validation_reals
+    from tests.test_model import metadata_for
+
+    metadata = metadata_for(framing="native_face_crop", version="fold")
+    loaded = [(build("efficientnet_lite0", 4, pretrained=False), metadata) for _ in range(2)]
+    reals = fold_validation_reals(read_records(two_generator_split), ["gen-a/fake"])
+    assert reals and all(r.label == AUTHENTIC and r.split == "val" for r in reals)
+    ensemble = largest_standardised(loaded, reals).eval()
+    # On the reals it was standardised on, each member's margins have mean 0 and std 1.
+    regions = [open_image(r.path) for r in reals]
+    for index, (member, _) in enumerate(loaded):
+        margins = network_region_logits(member, metadata.input_spec, metadata.framing, regions)
+        standardised = (margins[:, 1] - margins[:, 0] - float(ensemble.reals_mean[index])) / float(
+            ensemble.reals_std[index]
+        )
+        assert abs(standardised.mean()) < 1e-3 and abs(standardised.std() - 1) < 1e-3
 
 
 def test_matched_weights_make_the_reals_look_like_the_fakes() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal, cast
 
@@ -229,6 +229,34 @@ class LogitAverage(nn.Module):
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         return torch.stack([member(inputs) for member in self.members]).mean(dim=0)
+
+
+class LargestStandardised(nn.Module):
+    """An "either member fires" ensemble: each member's fake-minus-real logit margin is measured in standard
+    deviations above that member's own margins on real faces, and the largest is the ensemble's margin. Averaging
+    logits dilutes a member that alone recognises a kind of fake; this keeps it, at the false-positive cost of
+    every member's tail on reals. Returns logits (0, margin), so softmax gives sigmoid(margin)."""
+
+    reals_mean: torch.Tensor
+    reals_std: torch.Tensor
+
+    def __init__(self, members: list[nn.Module], reals_mean: Sequence[float], reals_std: Sequence[float]):
+        super().__init__()
+        if len(members) < 2 or not len(members) == len(reals_mean) == len(reals_std):
+            raise ValueError(
+                f"need ≥ 2 members and one mean and std each; got {len(members)}, {len(reals_mean)}, {len(reals_std)}"
+            )
+        if min(reals_std) <= 0:
+            raise ValueError(f"standard deviations must be positive; got {list(reals_std)}")
+        self.members = nn.ModuleList(members)
+        self.register_buffer("reals_mean", torch.tensor(list(reals_mean), dtype=torch.float32))
+        self.register_buffer("reals_std", torch.tensor(list(reals_std), dtype=torch.float32))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        logits = torch.stack([member(inputs) for member in self.members], dim=1)  # (N, members, 2)
+        standardised = (logits[..., 1] - logits[..., 0] - self.reals_mean) / self.reals_std
+        largest = standardised.max(dim=1).values
+        return torch.stack([torch.zeros_like(largest), largest], dim=1)
 
 
 def member_networks(model: nn.Module) -> list[nn.Module]:

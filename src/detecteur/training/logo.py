@@ -171,6 +171,12 @@ def score_records(
     return results
 
 
+def fold_validation_reals(records: Sequence[ImageRecord], excluded: Sequence[str]) -> list[ImageRecord]:
+    """The validation reals a fold's threshold is set on: those of sources its model could have seen."""
+    reals = [r for r in without_sources(select_split(records, "val"), excluded) if r.label == AUTHENTIC]
+    return _sample(reals, MAX_FOLD_REALS)
+
+
 def fold_threshold(model: torch.nn.Module, metadata: ModelMetadata, validation_reals: Sequence[ImageRecord]) -> float:
     """The probability above which `TARGET_VALIDATION_FPR` of the fold's validation reals lie."""
     probabilities = score_regions(model, metadata, [open_image(r.path) for r in validation_reals])
@@ -233,18 +239,52 @@ def _fold_finished(run_dir: Path, config: TrainConfig, split_file: Path) -> bool
     return len(read_epochs(run_dir)) >= (1 if config.method == "frozen_probe" else config.epochs)
 
 
+@dataclass(frozen=True)
+class FoldReference:
+    """What a fold model's figures share whichever generator is held out: its threshold, set on the validation
+    reals it could have seen, and its cross-dataset row. A recipe trained on no generator computes it once."""
+
+    threshold: float
+    cross_dataset: dict[str, Any] | None
+
+
 def run_fold(
-    recipe: TrainConfig, held_out: str, split_file: Path, run_dir: Path, cross_dataset: Path | None
+    recipe: TrainConfig,
+    held_out: str,
+    split_file: Path,
+    run_dir: Path,
+    cross_dataset: Path | None,
+    references: dict[Path, FoldReference],
 ) -> dict[str, Any]:
-    """Train (or resume) one fold and score it: the held-out generator, and the cross-dataset folder if given."""
+    """Train (or resume) one fold and score it: the held-out generator, and the cross-dataset folder if given.
+    `references` holds the fold folders' references computed so far in the sweep; this fold's is added to it."""
     from detecteur.training.train import train
 
     config = fold_config(recipe, held_out)
     if not _fold_finished(run_dir, config, split_file):
         train(config, split_file, run_dir, resume=(run_dir / "checkpoint.pt").exists())
     model, metadata = load_model(run_dir / RUN_BEST_MODEL_FILE)
-    result = score_fold(model, metadata, held_out, split_file, config.exclude_sources, cross_dataset)
+    if run_dir not in references:
+        references[run_dir] = fold_reference(model, metadata, split_file, config.exclude_sources, cross_dataset)
+    result = score_fold(model, metadata, held_out, split_file, references[run_dir])
     return {**result, "val_auc": best_epoch(read_epochs(run_dir)).val_auc}
+
+
+def fold_reference(
+    model: torch.nn.Module,
+    metadata: ModelMetadata,
+    split_file: Path,
+    excluded: Sequence[str],
+    cross_dataset: Path | None,
+) -> FoldReference:
+    """A fold model's threshold from the validation reals it could have seen (`excluded` left out), and its
+    figures on the cross-dataset folder if one is given."""
+    threshold = fold_threshold(model, metadata, fold_validation_reals(read_records(split_file), excluded))
+    if cross_dataset is None:
+        return FoldReference(threshold, None)
+    cross = _sample(scan_dataset(cross_dataset), MAX_FOLD_FAKES + MAX_FOLD_REALS)
+    conditions = {k: asdict(v) for k, v in score_records(model, metadata, cross, threshold).items()}
+    return FoldReference(threshold, {"name": cross_dataset.name, "conditions": conditions})
 
 
 def score_fold(
@@ -252,33 +292,23 @@ def score_fold(
     metadata: ModelMetadata,
     held_out: str,
     split_file: Path,
-    excluded: Sequence[str],
-    cross_dataset: Path | None,
+    reference: FoldReference,
 ) -> dict[str, Any]:
-    """A fold model's figures: its threshold from the validation reals it could have seen (`excluded` left out),
-    the held-out generator's fakes against the test reals in each condition, and the cross-dataset folder if given."""
+    """A fold model's figures: the held-out generator's fakes against the test reals in each condition, at the
+    reference's threshold, and the reference's cross-dataset row."""
     records = read_records(split_file)
-    validation_reals = _sample(
-        [r for r in without_sources(select_split(records, "val"), excluded) if r.label == AUTHENTIC], MAX_FOLD_REALS
-    )
-    threshold = fold_threshold(model, metadata, validation_reals)
     test_reals = _sample([r for r in select_split(records, "test") if r.label == AUTHENTIC], MAX_FOLD_REALS)
     held_out_fakes = _sample([r for r in records if r.source == held_out and r.label == SYNTHETIC], MAX_FOLD_FAKES)
+    scored = score_records(model, metadata, held_out_fakes + test_reals, reference.threshold)
     result: dict[str, Any] = {
         "held_out": held_out,
-        "threshold": threshold,
+        "threshold": reference.threshold,
         "fakes": len(held_out_fakes),
         "reals": len(test_reals),
-        "conditions": {
-            k: asdict(v) for k, v in score_records(model, metadata, held_out_fakes + test_reals, threshold).items()
-        },
+        "conditions": {k: asdict(v) for k, v in scored.items()},
     }
-    if cross_dataset is not None:
-        cross = _sample(scan_dataset(cross_dataset), MAX_FOLD_FAKES + MAX_FOLD_REALS)
-        result["cross_dataset"] = {
-            "name": cross_dataset.name,
-            "conditions": {k: asdict(v) for k, v in score_records(model, metadata, cross, threshold).items()},
-        }
+    if reference.cross_dataset is not None:
+        result["cross_dataset"] = reference.cross_dataset
     return result
 
 
@@ -354,9 +384,11 @@ def run_logo(
     out_dir.mkdir(parents=True, exist_ok=True)
     folds: list[dict[str, Any]] = []
     report: dict[str, Any] = {}
+    references: dict[Path, FoldReference] = {}
     for held_out in recipe.logo.held_out:
         console.print(f"[bold]LOGO fold: {held_out} held out[/bold]")
-        folds.append(run_fold(recipe, held_out, split_file, fold_run_dir(recipe, held_out, runs_dir), cross_dataset))
+        run_dir = fold_run_dir(recipe, held_out, runs_dir)
+        folds.append(run_fold(recipe, held_out, split_file, run_dir, cross_dataset, references))
         report = {
             "recipe": recipe_name,
             "seed": recipe.seed,
