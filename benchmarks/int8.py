@@ -5,7 +5,7 @@ the report's `passed` (issue 22's gates: AUC within 0.002, ECE within 0.005, ≥
 
 The split's crop files must exist (`detecteur data faces`, docs/training.md); skipped with a message otherwise.
 
-    .venv/bin/python benchmarks/int8.py [--split SPLIT_CSV] [--calibration-images 256]   # default: the card's split
+    .venv/bin/python benchmarks/int8.py [--split SPLIT_CSV] [--calibration-images 256] [--fp32-convolutions 1]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from benchlib import ROOT, Record, cpu_cores
 
 from detecteur.config import Settings
-from detecteur.model.quantise import CALIBRATION_IMAGES, QuantisationError
+from detecteur.model.quantise import CALIBRATION_IMAGES, FP32_CONVOLUTIONS, QuantisationError
 from detecteur.training.card import split_file_of_card
 from detecteur.training.int8 import quantise_model
 
@@ -28,13 +28,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=Path, default=DEFAULT_SPLIT, help="the served model's split CSV")
     parser.add_argument("--calibration-images", type=int, default=CALIBRATION_IMAGES)
+    parser.add_argument("--fp32-convolutions", type=int, default=FP32_CONVOLUTIONS)
     args = parser.parse_args()
 
     model_path = Settings().model_path
-    record = Record("int8", model=str(model_path), split=str(args.split), calibration_images=args.calibration_images)
+    record = Record(
+        "int8",
+        model=str(model_path),
+        split=str(args.split),
+        calibration_images=args.calibration_images,
+        fp32_convolutions=args.fp32_convolutions,
+    )
     try:
         graph, report = quantise_model(
-            model_path, args.split, None, args.calibration_images, threads=cpu_cores(), say=print
+            model_path,
+            args.split,
+            None,
+            args.calibration_images,
+            threads=cpu_cores(),
+            say=print,
+            fp32_convolutions=args.fp32_convolutions,
         )
     except QuantisationError as error:
         print(f"int8 skipped: {error}")

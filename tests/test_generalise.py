@@ -298,7 +298,7 @@ def test_largest_standardised_keeps_the_member_that_alone_fires() -> None:
     assert torch.allclose(LogitAverage([_FixedMargin(1.0), _FixedMargin(5.0)])(inputs)[:, 1], torch.tensor([9.0, -3.0]))
     with pytest.raises(ValueError, match="positive"):
         LargestStandardised([_FixedMargin(1.0), _FixedMargin(1.0)], [0.0, 0.0], [1.0, 0.0])
-    with pytest.raises(ValueError, match="one mean and std each"):
+    with pytest.raises(ValueError, match="one mean and std each for 2 members"):
         LargestStandardised([_FixedMargin(1.0), _FixedMargin(1.0)], [0.0], [1.0])
 
 

@@ -17,6 +17,7 @@ from detecteur.model.quantise import (
     _attach_report,
     _outputs_held,
     even_batch,
+    first_convolutions,
     int8_graph_path,
     quantise_graph,
     read_int8_report,
@@ -87,6 +88,27 @@ def test_every_calibration_method_gives_a_graph_that_runs(
         graph = quantise_graph(native_graph, calibration, tmp_path / f"{method}.onnx", calibration_method=method)
         logits = serving_session(graph).run(None, {"input": inputs})[0]
         assert logits.shape == (2, 2) and np.isfinite(logits).all(), method
+
+
+def test_the_first_convolutions_can_stay_fp32(
+    tmp_path: Path,
+    native_graph: Path,  # noqa: F811 - the fixture
+) -> None:
+    import onnx
+
+    stem = first_convolutions(native_graph, 1)
+    assert len(stem) == 1 and first_convolutions(native_graph, 3)[:1] == stem
+    calibration = np.random.default_rng(0).standard_normal((20, 4, 64, 64)).astype(np.float32)
+
+    def quantised_inputs_of_stem(keep: list[str]) -> list[str]:
+        graph = onnx.load(str(quantise_graph(native_graph, calibration, tmp_path / f"{len(keep)}.onnx", keep)))
+        stem_node = next(node for node in graph.graph.node if node.name == stem[0])
+        producers = {output: node.op_type for node in graph.graph.node for output in node.output}
+        return [producers.get(name, "") for name in stem_node.input]
+
+    # Quantised, the stem reads dequantised inputs and weights; kept fp32, it reads the raw input and its weights.
+    assert "DequantizeLinear" in quantised_inputs_of_stem([])
+    assert "DequantizeLinear" not in quantised_inputs_of_stem(stem)
 
 
 def test_which_graph_is_served(

@@ -190,8 +190,9 @@ def test_every_committed_recipe_parses_and_starts_from_a_pinned_model_that_fits_
     if config.init_weights is None:
         return
     if config.init_weights.parts[0] == "runs":
-        # A stage started from a run that was not shipped: the recipe of that run must be committed instead.
-        name = f"{config.init_weights.parts[1]}.toml"
+        # A stage started from a run that was not shipped: the recipe of that run must be committed instead
+        # (a LOGO sweep's runs are `runs/logo-<recipe>[-seed<N>]/<fold>/`).
+        name = re.sub(r"^logo-|-seed\d+$", "", config.init_weights.parts[1]) + ".toml"
         parent = TrainConfig.from_toml(next(path for path in RECIPES if path.name == name))
         fits = (parent.arch, parent.in_chans, parent.input_size, parent.framing)
     else:

@@ -276,6 +276,9 @@ def quantise(
     out: Annotated[Path | None, typer.Option(help="File to write (default: beside MODEL, .int8.onnx).")] = None,
     calibration_images: Annotated[int, typer.Option(min=1, help="Validation faces to calibrate on.")] = 128,
     max_test_images: Annotated[int | None, typer.Option(min=2, help="Cap on test faces (default: all).")] = None,
+    fp32_convolutions: Annotated[
+        int, typer.Option(min=0, help="How many of the first convolutions stay fp32 (the stem sees the raw input).")
+    ] = 1,
 ) -> None:
     """Static int8 quantisation of the model's ONNX graph, measured against fp32 on the test split (AUC, ECE,
     forward speed); served by default only if it passes the gates (docs/lean-serving.md)."""
@@ -286,7 +289,13 @@ def quantise(
     model_path = model or Settings().model_path
     try:
         written, report = quantise_model(
-            model_path, split, out, calibration_images, max_test_images, say=lambda line: console.print(line)
+            model_path,
+            split,
+            out,
+            calibration_images,
+            max_test_images,
+            say=lambda line: console.print(line),
+            fp32_convolutions=fp32_convolutions,
         )
     except (QuantisationError, ModelFileError, OSError) as error:
         raise fail(f"cannot quantise {model_path}: {error}") from error

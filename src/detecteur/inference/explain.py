@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 from detecteur.config import AUTHENTIC, SYNTHETIC
-from detecteur.model.networks import member_networks
+from detecteur.model.networks import Ensemble, member_networks
 
 OVERLAY_OPACITY = 0.45
 
@@ -31,9 +31,9 @@ def grad_cam(model: nn.Module, model_input: torch.Tensor) -> np.ndarray:
     with torch.enable_grad():
         inputs = model_input.unsqueeze(0).detach()
         features = [network.forward_features(inputs) for network in networks]  # type: ignore[operator]
-        logits = torch.stack(
-            [network.forward_head(maps) for network, maps in zip(networks, features, strict=True)]  # type: ignore[operator]
-        ).mean(dim=0)
+        heads = [network.forward_head(maps) for network, maps in zip(networks, features, strict=True)]  # type: ignore[operator]
+        # An ensemble's evidence is its combined logits: in an "either member fires" one, the member that fired.
+        logits = model.combine(torch.stack(heads, dim=1)) if isinstance(model, Ensemble) else heads[0]
         predicted = int(logits[0].argmax())
         other = AUTHENTIC if predicted == SYNTHETIC else SYNTHETIC
         evidence = logits[0, predicted] - logits[0, other]

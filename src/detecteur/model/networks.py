@@ -217,9 +217,9 @@ class StageStatisticsProbe(nn.Module):
             self.linear.bias[1] = float(bias)
 
 
-class LogitAverage(nn.Module):
-    """An ensemble: every member sees the same input; the logits are averaged (calibration, threshold and
-    explanation then treat it as one model). Members of different architectures err on different images."""
+class Ensemble(nn.Module):
+    """Several networks that see the same input; `combine` makes the ensemble's logits of theirs (calibration,
+    threshold and explanation then treat it as one model)."""
 
     def __init__(self, members: list[nn.Module]):
         super().__init__()
@@ -228,10 +228,21 @@ class LogitAverage(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return torch.stack([member(inputs) for member in self.members]).mean(dim=0)
+        return self.combine(torch.stack([member(inputs) for member in self.members], dim=1))
+
+    def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
+        """The ensemble's (N, 2) logits from its members' (N, members, 2)."""
+        raise NotImplementedError
 
 
-class LargestStandardised(nn.Module):
+class LogitAverage(Ensemble):
+    """The members' logits averaged. Members of different architectures err on different images."""
+
+    def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
+        return member_logits.mean(dim=1)
+
+
+class LargestStandardised(Ensemble):
     """An "either member fires" ensemble: each member's fake-minus-real logit margin is measured in standard
     deviations above that member's own margins on real faces, and the largest is the ensemble's margin. Averaging
     logits dilutes a member that alone recognises a kind of fake; this keeps it, at the false-positive cost of
@@ -241,27 +252,25 @@ class LargestStandardised(nn.Module):
     reals_std: torch.Tensor
 
     def __init__(self, members: list[nn.Module], reals_mean: Sequence[float], reals_std: Sequence[float]):
-        super().__init__()
-        if len(members) < 2 or not len(members) == len(reals_mean) == len(reals_std):
+        super().__init__(members)
+        if not len(members) == len(reals_mean) == len(reals_std):
             raise ValueError(
-                f"need ≥ 2 members and one mean and std each; got {len(members)}, {len(reals_mean)}, {len(reals_std)}"
+                f"need one mean and std each for {len(members)} members; got {len(reals_mean)}, {len(reals_std)}"
             )
         if min(reals_std) <= 0:
             raise ValueError(f"standard deviations must be positive; got {list(reals_std)}")
-        self.members = nn.ModuleList(members)
         self.register_buffer("reals_mean", torch.tensor(list(reals_mean), dtype=torch.float32))
         self.register_buffer("reals_std", torch.tensor(list(reals_std), dtype=torch.float32))
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        logits = torch.stack([member(inputs) for member in self.members], dim=1)  # (N, members, 2)
-        standardised = (logits[..., 1] - logits[..., 0] - self.reals_mean) / self.reals_std
-        largest = standardised.max(dim=1).values
+    def combine(self, member_logits: torch.Tensor) -> torch.Tensor:
+        margins = member_logits[..., 1] - member_logits[..., 0]
+        largest = ((margins - self.reals_mean) / self.reals_std).max(dim=1).values
         return torch.stack([torch.zeros_like(largest), largest], dim=1)
 
 
 def member_networks(model: nn.Module) -> list[nn.Module]:
     """The single networks a model is made of: an ensemble's members, or the model itself."""
-    return list(model.members) if isinstance(model, LogitAverage) else [model]
+    return list(model.members) if isinstance(model, Ensemble) else [model]
 
 
 def weights_sha256(state: dict[str, torch.Tensor]) -> str:

@@ -23,6 +23,7 @@ from detecteur.model.file import ModelMetadata, read_metadata
 from detecteur.model.probabilities import fake_probabilities
 from detecteur.model.quantise import (
     CALIBRATION_IMAGES,
+    FP32_CONVOLUTIONS,
     MAX_AUC_DROP,
     MAX_ECE_RISE,
     MIN_SPEED_UP,
@@ -30,6 +31,7 @@ from detecteur.model.quantise import (
     QualityFigures,
     QuantisationError,
     _attach_report,
+    first_convolutions,
     int8_graph_path,
     log,
     quantise_graph,
@@ -101,9 +103,11 @@ def quantise_model(
     max_test_images: int | None = None,
     threads: int = 2,
     say: Callable[[str], None] = log.info,
+    fp32_convolutions: int = FP32_CONVOLUTIONS,
 ) -> tuple[Path, Int8Report]:
-    """Quantise `model_path`'s graph calibrated on validation faces of `split`, measure it against fp32 on the
-    test faces, and write it (figures in its metadata) to `out` (default: `int8_graph_path`)."""
+    """Quantise `model_path`'s graph (its first `fp32_convolutions` convolutions kept fp32) calibrated on validation
+    faces of `split`, measure it against fp32 on the test faces, and write it (figures in its metadata) to `out`
+    (default: `int8_graph_path`)."""
     metadata = read_metadata(model_path)
     try:
         records = read_records(split)
@@ -125,7 +129,7 @@ def quantise_model(
     target = out or int8_graph_path(model_path)
     say(f"calibrating on {len(calibration_records)} validation faces")
     calibration, _ = model_inputs([record.path for record in calibration_records], metadata)
-    quantise_graph(fp32_graph, calibration, target)
+    quantise_graph(fp32_graph, calibration, target, first_convolutions(fp32_graph, fp32_convolutions))
 
     say(f"scoring {len(test)} test faces with fp32 and int8")
     test_inputs, counts = model_inputs([record.path for record in test], metadata)
@@ -138,7 +142,9 @@ def quantise_model(
     say("timing the forward pass (batch 1 and 32, taking turns)")
     speed = forward_p50_ms(sessions, test_inputs, {1: 30, 32: 3})
     speed_up = {key: round(speed["fp32"][key] / speed["int8"][key], 3) for key in speed["fp32"]}
-    report = _report(file_sha256(model_path), len(calibration_records), len(test), quality, speed, speed_up)
+    report = _report(
+        file_sha256(model_path), len(calibration_records), len(test), quality, speed, speed_up, fp32_convolutions
+    )
     _attach_report(target, report)
     return target, report
 
@@ -150,6 +156,7 @@ def _report(
     quality: dict[str, QualityFigures],
     speed: dict[str, dict[str, float]],
     speed_up: dict[str, float],
+    fp32_convolutions: int = 0,
 ) -> Int8Report:
     fp32, int8 = quality["fp32"], quality["int8"]
     auc_drop, ece_rise = round(fp32.roc_auc - int8.roc_auc, 5), round(int8.ece - fp32.ece, 5)
@@ -173,4 +180,5 @@ def _report(
         passed=not reasons,
         reasons=reasons,
         machine_note="measured in one run on a machine shared with other jobs: the speed-up is the figure to read",
+        fp32_convolutions=fp32_convolutions,
     )
