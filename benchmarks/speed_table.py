@@ -55,6 +55,7 @@ def int8_rows(data: dict[str, Any]) -> list[str]:
     return [
         "",
         f"Int8 (`detecteur quantise`, {report['calibration_images']} validation faces to calibrate, "
+        f"first {report.get('fp32_convolutions', 0)} convolutions fp32, "
         f"{report['test_images']} test faces; {data['date'][:10]}, commit {data['git_commit']}):",
         "",
         "| graph | test AUC | test ECE | forward batch 1 | forward batch 32 |",
