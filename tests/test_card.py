@@ -139,3 +139,14 @@ def test_the_card_says_in_plain_words_what_the_logo_figures_mean() -> None:
     assert "- Stable Diffusion 2.1 faces, never seen: AUC 0.60, 10% caught." in text
     assert "- new-gan, never seen: AUC 0.80, 60% caught." in text  # an unknown source keeps its name
     assert "more than half of the faces of 1 of the 2 generators" in text
+
+
+def test_a_model_started_from_a_run_never_evaluated_records_that_run(
+    toy_run: Path, toy_split: Path, tmp_path: Path
+) -> None:
+    # A leave-one-generator-out fold is trained, never evaluated: it has best.safetensors and no model.safetensors.
+    fold = Path(shutil.copytree(toy_run, tmp_path / "fold"))
+    (fold / "model.safetensors").unlink()
+    stage_run = _fine_tune(fold / "best.safetensors", toy_split, tmp_path / "stage")
+    fine_tuned = ship(stage_run, tmp_path / "models", "9.9.11")
+    assert [s.run for s in read_metadata(fine_tuned).training_stages] == ["fold", "stage"]
