@@ -378,8 +378,8 @@ test("the evidence panel shows the Content Credentials and metadata lines, and t
 
 test("with a trusted signature and a tiny stability margin: decisive credentials beside an uncertain face", async () => {
   // The shipped model's margin leaves every sample face decided, so this server is told to accept almost no
-  // movement (DETECTEUR_STABILITY_MARGIN, a documented setting): the sample face, whose score moves about 0.004
-  // under the degradations, turns uncertain through the real engine. It also trusts the test CA.
+  // movement (DETECTEUR_STABILITY_MARGIN, a documented setting): the signed face, decided by the shipped model but
+  // moved a little by the 4 px shift, turns uncertain through the real engine. It also trusts the test CA.
   const started = await startServer({
     DETECTEUR_STABILITY_MARGIN: "0.0001",
     DETECTEUR_C2PA_TRUST_ANCHORS: provenanceFile("test-ca.pem"),
