@@ -96,10 +96,9 @@ def _stages_lines(stages: list[TrainingStage]) -> list[str]:
 
 def training_stages(run_dir: Path, parent_run: Path | None = None) -> list[TrainingStage]:
     """The runs that led to `run_dir`'s weights, oldest first. A fine-tuning run inherits the stages recorded in
-    the model it started from; a model shipped before stages were recorded gets them from `parent_run`, which
-    must be the run that made it (its calibrated weights are compared with the model's). A model started from
-    another run's `model.safetensors` (or, for a run never evaluated, `best.safetensors`) gets them from that run.
-    An ensemble lists each member's chain in turn, every stage marked with its member's index."""
+    the model it started from; a model shipped before stages were recorded gets them from `parent_run`, the run
+    that made it (weights compared). A model started from another run's `model.safetensors` (or, never evaluated,
+    `best.safetensors`) gets them from that run. An ensemble lists each member's chain, stages marked by member."""
     description = read_description(run_dir)
     if description.is_ensemble:
         return [
@@ -121,9 +120,7 @@ def training_stages(run_dir: Path, parent_run: Path | None = None) -> list[Train
         elif parent_run is None:
             raise ModelFileError(f"{init} records no training stages; pass --parent-run with the run that made it")
         else:
-            # A run's calibrated model, or, for a run never evaluated (a leave-one-generator-out fold), its best
-            # model: calibration changes the metadata, never the weights.
-            made_file = parent_run / RUN_CALIBRATED_MODEL_FILE
+            made_file = parent_run / RUN_CALIBRATED_MODEL_FILE  # else best: calibrating never changes weights
             made, _ = load_model(made_file if made_file.is_file() else parent_run / RUN_BEST_MODEL_FILE)
             started, _ = load_model(Path(init))
             if weights_sha256(made.state_dict()) != weights_sha256(started.state_dict()):

@@ -46,11 +46,8 @@ from detecteur.training.stages import recipe_changes
 
 console = Console(stderr=True)
 
-# The most images of each class a fold scores (a cheap fixed budget; sampled with a fixed seed).
-MAX_FOLD_FAKES = 200
-MAX_FOLD_REALS = 300
-# The in-distribution false-positive rate the fold's threshold is set to on its validation reals.
-TARGET_VALIDATION_FPR = 0.03
+MAX_FOLD_FAKES, MAX_FOLD_REALS = 200, 300  # the most images of each class a fold scores (sampled, fixed seed)
+TARGET_VALIDATION_FPR = 0.03  # the false-positive rate a fold's threshold is set to on its validation reals
 WEB_JPEG_QUALITY = 75
 WEB_SIDE_RANGE = (150, 230)  # a face crop in a 200–256 px web image
 CONDITIONS = ("stored", "web")
@@ -256,8 +253,7 @@ def run_fold(
     cross_dataset: Path | None,
     references: dict[Path, FoldReference],
 ) -> dict[str, Any]:
-    """Train (or resume) one fold and score it: the held-out generator, and the cross-dataset folder if given.
-    `references` holds the fold folders' references computed so far in the sweep; this fold's is added to it."""
+    """Train (or resume) one fold and score it; `references` (by fold folder) gains this fold's if it lacks it."""
     from detecteur.training.train import train
 
     config = fold_config(recipe, held_out)
