@@ -16,8 +16,8 @@ from pathlib import Path
 
 from benchlib import ROOT, Record, cpu_cores
 
-from detecteur.config import Settings
-from detecteur.model.quantise import CALIBRATION_IMAGES, FP32_CONVOLUTIONS, QuantisationError
+from detecteur.config import CALIBRATION_IMAGES, FP32_CONVOLUTIONS, Settings
+from detecteur.model.quantise import QuantisationError
 from detecteur.training.card import split_file_of_card
 from detecteur.training.int8 import quantise_model
 

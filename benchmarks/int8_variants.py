@@ -21,10 +21,10 @@ import numpy as np
 import onnx
 from benchlib import ROOT, Record, cpu_cores
 
-from detecteur.config import Settings
+from detecteur.config import CALIBRATION_IMAGES, Settings
 from detecteur.model.export import graph_for_serving
 from detecteur.model.file import read_metadata
-from detecteur.model.quantise import CALIBRATION_IMAGES, first_convolutions, quantise_graph
+from detecteur.model.quantise import first_convolutions, quantise_graph
 from detecteur.model.serving_session import serving_session
 from detecteur.training.card import split_file_of_card
 from detecteur.training.data import read_records

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from detecteur.config import Settings
+from detecteur.config import CALIBRATION_IMAGES, FP32_CONVOLUTIONS, Settings
 from detecteur.training.commands import register as register_training_commands
 
 if TYPE_CHECKING:
@@ -274,11 +274,13 @@ def quantise(
     split: Annotated[Path, typer.Option(help="Split CSV of the model's faces: val calibrates, test measures.")],
     model: Annotated[Path | None, typer.Option(help="Model file (default: the shipped model).")] = None,
     out: Annotated[Path | None, typer.Option(help="File to write (default: beside MODEL, .int8.onnx).")] = None,
-    calibration_images: Annotated[int, typer.Option(min=1, help="Validation faces to calibrate on.")] = 128,
+    calibration_images: Annotated[
+        int, typer.Option(min=1, help="Validation faces to calibrate on.")
+    ] = CALIBRATION_IMAGES,
     max_test_images: Annotated[int | None, typer.Option(min=2, help="Cap on test faces (default: all).")] = None,
     fp32_convolutions: Annotated[
         int, typer.Option(min=0, help="How many of the first convolutions stay fp32 (the stem sees the raw input).")
-    ] = 1,
+    ] = FP32_CONVOLUTIONS,
 ) -> None:
     """Static int8 quantisation of the model's ONNX graph, measured against fp32 on the test split (AUC, ECE,
     forward speed); served by default only if it passes the gates (docs/lean-serving.md)."""

@@ -37,10 +37,6 @@ REPORT_KEY = "detecteur_int8_report"
 MAX_AUC_DROP = 0.002
 MAX_ECE_RISE = 0.005
 MIN_SPEED_UP = 1.5
-CALIBRATION_IMAGES = 128
-# The stem convolution stays fp32: it alone sees the raw input (colour and the Laplacian channel, whose range int8
-# clips); for 0.9.0 it brings back 0.0046 of AUC for ~0.06 ms a window (docs/lean-serving.md, "Int8").
-FP32_CONVOLUTIONS = 1
 CALIBRATION_BATCH = 16
 SPEED_BATCHES = (1, 32)
 

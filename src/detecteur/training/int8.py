@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from detecteur.config import CALIBRATION_IMAGES, FP32_CONVOLUTIONS
 from detecteur.files import file_sha256
 from detecteur.inputs.faces import framed_windows
 from detecteur.inputs.preprocess import preprocess_array
@@ -22,8 +23,6 @@ from detecteur.model.export import INPUT_NAME, OUTPUT_NAME, graph_for_serving
 from detecteur.model.file import ModelMetadata, read_metadata
 from detecteur.model.probabilities import fake_probabilities
 from detecteur.model.quantise import (
-    CALIBRATION_IMAGES,
-    FP32_CONVOLUTIONS,
     MAX_AUC_DROP,
     MAX_ECE_RISE,
     MIN_SPEED_UP,
