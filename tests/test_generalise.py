@@ -248,7 +248,7 @@ def test_a_recipe_trained_on_no_generator_is_one_model_scored_on_each(
     report = run_logo(recipe, "reals-only", two_generator_split, tmp_path / "runs", tmp_path / "report")
     assert [path.name for path in (tmp_path / "runs").iterdir()] == [SHARED_FOLD]
     assert [fold["held_out"] for fold in report["folds"]] == ["gen-a", "gen-b"]
-    assert report["folds"][0]["threshold"] == report["folds"][1]["threshold"]  # one model, one threshold,
+    assert report["folds"][0]["threshold"] == report["folds"][1]["threshold"]  # one model, one threshold
     assert len(references_computed) == 1  # computed once for both generators
     assert all(fold["fakes"] == 30 for fold in report["folds"])  # each generator's own fakes were scored
 
