@@ -9,10 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from detecteur.cli import app
+from detecteur.config import LOGO_RUNS_PREFIX
 from detecteur.training.calibrate import save_calibrated_model
 from detecteur.training.card import ship
 from detecteur.training.evaluate import evaluate_run
-from detecteur.training.history import HISTORY_FIGURE, HISTORY_MARKDOWN, write_history
+from detecteur.training.history import HISTORY_FIGURE, HISTORY_MARKDOWN, HISTORY_RECORD, RunSummary, write_history
 from detecteur.training.metrics import compute_metrics
 
 
@@ -118,3 +119,31 @@ def test_an_evaluated_ensemble_is_listed_as_made_of_its_members(
         {"stylegan-ffhq": 0.625},
         0,
     )
+
+
+def test_a_run_whose_folder_is_gone_keeps_its_recorded_row_and_a_release_keeps_its_mark(
+    runs_and_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    runs, models = runs_and_models
+    out = tmp_path / "docs"
+    write_history(runs, out, models)
+    record = json.loads((out / HISTORY_RECORD).read_text())
+    assert [row["name"] for row in record] == ["trained-only", "released", "ablation/cell-seed0"]
+
+    # Later, on another machine: only the released run's folder is there, and models/ holds a newer release.
+    later_runs = tmp_path / "later" / "runs"
+    shutil.copytree(runs / "released", later_runs / "released")
+    summaries = write_history(later_runs, out, tmp_path / "no-models")
+    assert [s.name for s in summaries] == ["trained-only", "released", "ablation/cell-seed0"]
+    assert summaries[1].shipped_as == "9.9.9"
+    assert summaries[0] == RunSummary(**record[0])
+    assert "3 runs" in (out / HISTORY_MARKDOWN).read_text()
+
+
+def test_leave_one_generator_out_fold_runs_are_not_listed(runs_and_models: tuple[Path, Path], tmp_path: Path) -> None:
+    runs, models = runs_and_models
+    with_sweep = tmp_path / "runs"
+    shutil.copytree(runs, with_sweep)
+    shutil.copytree(runs / "trained-only", with_sweep / f"{LOGO_RUNS_PREFIX}recipe" / "stylegan-ffhq")
+    names = [s.name for s in write_history(with_sweep, tmp_path / "docs", models)]
+    assert names == ["trained-only", "released", "ablation/cell-seed0"]

@@ -26,6 +26,8 @@ RUN_METRICS_FILE = "metrics.jsonl"
 RUN_CHECKPOINT_FILE = "checkpoint.pt"
 RUN_BEST_MODEL_FILE = "best.safetensors"  # best validation AUC, uncalibrated
 RUN_CALIBRATED_MODEL_FILE = "model.safetensors"  # the same weights + temperature, threshold, test metrics
+# A leave-one-generator-out sweep's fold runs go to runs/<this><recipe>/<fold>/ (`detecteur evaluate --logo`).
+LOGO_RUNS_PREFIX = "logo-"
 
 Arch = Literal["resnet18", "efficientnet_lite0", "efficientnet_lite2"]
 # What a model file holds: one network the factory builds, or an ensemble of them (`detecteur ensemble`): the

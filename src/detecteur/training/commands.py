@@ -276,7 +276,7 @@ def _evaluate_logo(
 ) -> None:
     from pydantic import ValidationError
 
-    from detecteur.config import TrainConfig
+    from detecteur.config import LOGO_RUNS_PREFIX, TrainConfig
     from detecteur.training.data import DataError
     from detecteur.training.logo import run_logo
 
@@ -291,7 +291,9 @@ def _evaluate_logo(
         recipe = recipe.model_copy(update={"seed": seed})
         name = f"{name}-seed{seed}"
     try:
-        report = run_logo(recipe, name, split, runs_dir or Path("runs") / f"logo-{name}", out, cross_dataset)
+        report = run_logo(
+            recipe, name, split, runs_dir or Path("runs") / f"{LOGO_RUNS_PREFIX}{name}", out, cross_dataset
+        )
     except (DataError, OSError) as error:
         raise _fail(str(error)) from error
     for condition, figures in report["summary"].items():

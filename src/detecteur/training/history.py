@@ -6,11 +6,18 @@ modification time of `config.json`, written once when a run starts). An ensemble
 trained nothing itself: it is listed once evaluated, as started from its members, with its evaluation's
 validation figures. A run whose calibrated weights are those of a file in `models/` is marked with that file's
 version, so the table shows which run became which release.
+
+Run folders are not committed, so every summary is also kept in `run_history.json` beside the table, and the next
+`detecteur history` starts from it: a run found again is summarised afresh (keeping its release mark, since
+`models/` holds only the served file), a run no longer on this machine keeps its recorded row. A leave-one-
+generator-out sweep's fold runs (`runs/logo-<recipe>/<fold>/`) are left out: their figures are the sweep's results
+(`docs/logo/`), and each is a short run on a fold budget, not a model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,14 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from detecteur.config import ENSEMBLE, RUN_BEST_MODEL_FILE, RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
+from detecteur.config import (
+    ENSEMBLE,
+    LOGO_RUNS_PREFIX,
+    RUN_BEST_MODEL_FILE,
+    RUN_CALIBRATED_MODEL_FILE,
+    RUN_CONFIG_FILE,
+    RUN_METRICS_FILE,
+)
 from detecteur.files import atomic_write_text
 from detecteur.model.networks import ModelFileError, read_metadata
 from detecteur.training.plots import DPI
@@ -37,6 +51,9 @@ from detecteur.training.runs import (
 SOURCES_WITH_AUC = ("stylegan-ffhq", "lfw-faceswap")
 HISTORY_MARKDOWN = "run_history.md"
 HISTORY_FIGURE = "run_history.png"
+HISTORY_RECORD = "run_history.json"
+# The test figures a row shows, kept from a run's report.
+TEST_FIGURES = ("roc_auc", "accuracy", "precision", "recall")
 
 
 @dataclass(frozen=True)
@@ -55,16 +72,23 @@ class RunSummary:
     best_epoch: int
     best_val_auc: float
     best_val_auc_by_source: dict[str, float]
+    # TEST_FIGURES and {"per_source": {source: {"roc_auc": ...}}} of the evaluated run's test report.
     test: dict[str, Any] | None
     shipped_as: str | None
 
 
+def _is_logo_fold(run_dir: Path, runs_dir: Path) -> bool:
+    return run_dir.relative_to(runs_dir).parts[0].startswith(LOGO_RUNS_PREFIX)
+
+
 def find_runs(runs_dir: Path) -> list[Path]:
-    """Run directories under `runs_dir` (nested ones too, e.g. an ablation's cells), oldest first."""
+    """Run directories under `runs_dir` (nested ones too, e.g. an ablation's cells, but no leave-one-generator-out
+    fold), oldest first."""
     found = [
         config.parent
         for config in runs_dir.rglob(RUN_CONFIG_FILE)
-        if (config.parent / RUN_METRICS_FILE).is_file() or (config.parent / RUN_BEST_MODEL_FILE).is_file()
+        if ((config.parent / RUN_METRICS_FILE).is_file() or (config.parent / RUN_BEST_MODEL_FILE).is_file())
+        and not _is_logo_fold(config.parent, runs_dir)
     ]
     return sorted(found, key=lambda run: ((run / RUN_CONFIG_FILE).stat().st_mtime, str(run)))
 
@@ -95,7 +119,7 @@ def summarise_run(run_dir: Path, runs_dir: Path, releases: dict[str, str], recip
     description = read_description(run_dir)
     config = description.config
     report = read_report_if_any(run_dir)
-    test = report.model_dump(exclude_unset=True) if report is not None else None
+    test = _test_figures(report.model_dump(exclude_unset=True)) if report is not None else None
     epochs = read_epochs(run_dir)
     ensemble = description.is_ensemble
     if ensemble:
@@ -142,6 +166,34 @@ def summarise_run(run_dir: Path, runs_dir: Path, releases: dict[str, str], recip
     )
 
 
+def _test_figures(report: dict[str, Any]) -> dict[str, Any]:
+    per_source = report.get("per_source", {})
+    return {name: report.get(name) for name in TEST_FIGURES} | {
+        "per_source": {source: {"roc_auc": per_source.get(source, {}).get("roc_auc")} for source in SOURCES_WITH_AUC}
+    }
+
+
+def read_record(path: Path) -> list[RunSummary]:
+    """The summaries an earlier `write_history` kept (none when there is no record yet)."""
+    if not path.is_file():
+        return []
+    return [RunSummary(**row) for row in json.loads(path.read_text())]
+
+
+def merge(recorded: list[RunSummary], found: list[RunSummary]) -> list[RunSummary]:
+    """The recorded rows in their order, each replaced by its run's fresh summary where the run was found again
+    (its release mark kept if `models/` no longer holds that release), then the runs new to the record."""
+    fresh = {summary.name: summary for summary in found}
+    merged = []
+    for old in recorded:
+        new = fresh.pop(old.name, None)
+        if new is None:
+            merged.append(old)
+        else:
+            merged.append(new if new.shipped_as or not old.shipped_as else replace(new, shipped_as=old.shipped_as))
+    return merged + list(fresh.values())
+
+
 def _figure(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
@@ -168,7 +220,10 @@ def markdown(summaries: list[RunSummary], runs_dir: Path) -> str:
         "once evaluated, `report/report.json`; nothing here is typed in. Validation figures are at the run's best",
         "epoch (by validation AUC, the figure models are chosen by). Test figures exist for evaluated runs only, at",
         "the threshold calibrated on validation. *Released* names the model file whose weights are this run's.",
-        "Run folders are not committed; a run with a recipe is reproduced by `detecteur train --config` with it.",
+        "Run folders are not committed: every row is also kept in `run_history.json`, and a run whose folder is not",
+        "on the machine that regenerates this page keeps its recorded row. A run with a recipe is reproduced by",
+        "`detecteur train --config` with it. Leave-one-generator-out fold runs are not listed: their figures are",
+        "the sweeps' results (`docs/logo/`, `docs/generalisation.md`).",
         "",
         f"![Best validation AUC of every run]({HISTORY_FIGURE})",
         "",
@@ -263,14 +318,17 @@ def draw(summaries: list[RunSummary], path: Path) -> Path:
 def write_history(
     runs_dir: Path, out_dir: Path, models_dir: Path = Path("models"), recipes_dir: Path = Path("configs")
 ) -> list[RunSummary]:
-    """Write `out_dir/run_history.md` and `out_dir/run_history.png`; returns the rows."""
+    """Write `out_dir/run_history.md`, `.png` and `.json`: the runs recorded there before, updated with those found
+    in `runs_dir` (see `merge`); returns the rows."""
     releases = shipped_versions(models_dir)
-    summaries = [
+    found = [
         summary
         for run in find_runs(runs_dir)
         if (summary := summarise_run(run, runs_dir, releases, recipes_dir)) is not None
     ]
+    summaries = merge(read_record(out_dir / HISTORY_RECORD), found)
     out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / HISTORY_RECORD, json.dumps([asdict(s) for s in summaries], indent=1) + "\n")
     atomic_write_text(out_dir / HISTORY_MARKDOWN, markdown(summaries, runs_dir))
     if summaries:
         draw(summaries, out_dir / HISTORY_FIGURE)
