@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import (
     DateTime,
     LargeBinary,
+    Select,
     delete,
     func,
     insert,
@@ -104,6 +105,19 @@ class NewCase:
     image: bytes | None = None  # stored only when given (the service gives it when `store_images` is on)
 
 
+def _latest_case_of(sha256: str) -> Select[Any]:
+    """The most recent case of these bytes, with how many there are: the row through the (sha256, id) index, the
+    count as a subquery on that index alone. A window count (`count() OVER ()`) read every such row in full
+    first: 6 ms a case for bytes judged 5 000 times before, where this takes a fraction of one."""
+    times = select(func.count()).where(CaseRow.sha256 == sha256).scalar_subquery()
+    return (
+        select(*_PREVIOUS_COLUMNS, times.label("times"))
+        .where(CaseRow.sha256 == sha256)
+        .order_by(CaseRow.id.desc())
+        .limit(1)
+    )
+
+
 class CaseStore:
     """The cases database at `url` (`sqlite:///path` or `postgresql+psycopg://…`). Call `migrate` once first."""
 
@@ -168,13 +182,7 @@ class CaseStore:
         """PostgreSQL: the seen-before lookup, the insert and the image in ONE statement on an autocommit
         connection — one round trip to the server, where BEGIN + 3 statements + COMMIT took five (each a
         scheduling delay on a busy host). The statement is its own transaction: all or nothing."""
-        previous = (
-            select(*_PREVIOUS_COLUMNS, func.count().over().label("times"))
-            .where(CaseRow.sha256 == values["sha256"])
-            .order_by(CaseRow.id.desc())
-            .limit(1)
-            .cte("previous")
-        )
+        previous = _latest_case_of(values["sha256"]).cte("previous")
         inserted = (
             insert(CaseRow)
             .values(**values, previous_case_id=select(previous.c.id).scalar_subquery())
@@ -198,12 +206,7 @@ class CaseStore:
     def _record_in_steps(self, values: dict[str, Any], image: dict[str, Any] | None) -> tuple[int, SeenBefore | None]:
         """SQLite (in-process: statements cost no round trip): lookup, insert and image in one transaction."""
         with self.engine.begin() as connection:
-            previous = connection.execute(
-                select(*_PREVIOUS_COLUMNS, func.count().over().label("times"))
-                .where(CaseRow.sha256 == values["sha256"])
-                .order_by(CaseRow.id.desc())
-                .limit(1)
-            ).first()
+            previous = connection.execute(_latest_case_of(values["sha256"])).first()
             case_id = connection.execute(
                 insert(CaseRow)
                 .values(**values, previous_case_id=previous.id if previous is not None else None)
