@@ -269,10 +269,10 @@ class Settings(BaseSettings):
             return self.model_threads or cores
         return self.model_threads or max(1, cores // self.inference_threads)
 
-    # The stability check (`engine.degrade`): each face is also scored re-saved as JPEG q75, shrunk to 0.75× and
-    # shifted 4 px, in the same batch, and a decided verdict that does not hold becomes "uncertain". Costs three
-    # more forward passes per face (benchmarks/README.md); False turns it off for speed. None: the margin chosen on
-    # validation data (`engine.STABILITY_MARGIN`).
+    # The stability check (`engine.degrade`): each face is also scored on its degraded copies
+    # (`engine.STABILITY_VIEWS`: shifted 4 px), in the same batch, and a decided verdict that does not hold becomes
+    # "uncertain". Costs the face's windows once more per view (benchmarks/stability_latency.py); False turns it
+    # off for speed. None: the margin chosen on validation data (`engine.STABILITY_MARGIN`).
     stability_check: bool = True
     stability_margin: float | None = Field(None, gt=0, le=1)
     # PEM file of C2PA trust anchors: Content Credentials whose certificate chains to one of them are `valid`;
