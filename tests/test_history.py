@@ -147,3 +147,15 @@ def test_leave_one_generator_out_fold_runs_are_not_listed(runs_and_models: tuple
     shutil.copytree(runs / "trained-only", with_sweep / f"{LOGO_RUNS_PREFIX}recipe" / "stylegan-ffhq")
     names = [s.name for s in write_history(with_sweep, tmp_path / "docs", models)]
     assert names == ["trained-only", "released", "ablation/cell-seed0"]
+
+
+def test_history_command_refuses_a_damaged_record_and_leaves_it(
+    runs_and_models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    runs, models = runs_and_models
+    (tmp_path / HISTORY_RECORD).write_text('[{"name": "a run of another shape"}]')
+    result = CliRunner().invoke(app, ["history", str(runs), "--out", str(tmp_path), "--models", str(models)])
+    assert result.exit_code == 2
+    assert "is not a run history record" in result.output
+    assert (tmp_path / HISTORY_RECORD).read_text() == '[{"name": "a run of another shape"}]'
+    assert not (tmp_path / HISTORY_MARKDOWN).exists()

@@ -177,7 +177,10 @@ def read_record(path: Path) -> list[RunSummary]:
     """The summaries an earlier `write_history` kept (none when there is no record yet)."""
     if not path.is_file():
         return []
-    return [RunSummary(**row) for row in json.loads(path.read_text())]
+    try:
+        return [RunSummary(**row) for row in json.loads(path.read_text())]
+    except (TypeError, ValueError) as error:  # not JSON, or rows of another shape
+        raise ValueError(f"{path} is not a run history record ({error}); move it away to start a new one") from error
 
 
 def merge(recorded: list[RunSummary], found: list[RunSummary]) -> list[RunSummary]:
