@@ -24,6 +24,7 @@ import random
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from sqlalchemy import insert
 from tests.postgres import cluster_or_none
 
 from detecteur.api.main import create_app
+from detecteur.cases.models import SeenBefore
 from detecteur.cases.store import CaseStore, NewCase, open_store
 from detecteur.cases.tables import CaseRow
 from detecteur.config import Settings
@@ -133,69 +135,60 @@ class CpuMeter:
         return {"cpu_ms_client": round(client, 2), "cpu_ms_server": round(server, 2)}
 
 
-def write_overhead(store: CaseStore, writes: int, data_dir: Path | None = None) -> dict[str, Any]:
-    times = []
+def checked_image(sha256: str, filename: str, n: int, api_key_name: str | None = None) -> NewCase:
+    """A judged upload as the service records it."""
+    return NewCase(
+        kind="image",
+        sha256=sha256,
+        size_bytes=210_000,
+        media_type="image/jpeg",
+        filename=filename,
+        verdict="authentic",
+        fake_probability=0.2,
+        model_version="0.8.0",
+        response=response(n),
+        api_key_name=api_key_name,
+    )
+
+
+def timed_records(
+    store: CaseStore, cases: list[NewCase], data_dir: Path | None
+) -> tuple[list[SeenBefore | None], dict[str, Any]]:
+    """`record` each case in turn: what it says was seen before, and the times and CPU it took."""
+    times, seen = [], []
     meter = CpuMeter(data_dir)
-    for n in range(writes):
-        case = NewCase(
-            kind="image",
-            sha256=hashlib.sha256(f"new-{n % (writes // 2)}".encode()).hexdigest(),  # half are seen before
-            size_bytes=210_000,
-            media_type="image/jpeg",
-            filename=f"new-{n}.jpg",
-            verdict="authentic",
-            fake_probability=0.2,
-            model_version="0.8.0",
-            response=response(n),
-            api_key_name="newsroom",
-        )
+    for case in cases:
         started = time.perf_counter()
-        store.record(case)
+        seen.append(store.record(case)[1])
         times.append((time.perf_counter() - started) * 1000)
-    return {"writes": writes, **percentiles(times), **meter.ms_per(writes)}
+    return seen, {"writes": len(cases), **percentiles(times), **meter.ms_per(len(cases))}
+
+
+def write_overhead(store: CaseStore, writes: int, data_dir: Path | None = None) -> dict[str, Any]:
+    cases = [
+        # Half are seen before.
+        checked_image(hashlib.sha256(f"new-{n % (writes // 2)}".encode()).hexdigest(), f"new-{n}.jpg", n, "newsroom")
+        for n in range(writes)
+    ]
+    return timed_records(store, cases, data_dir)[1]
 
 
 def write_overhead_repeated(
     store: CaseStore, writes: int, earlier: int, data_dir: Path | None = None
 ) -> dict[str, Any]:
-    """`record` of bytes already judged `earlier` times."""
+    """`record` of bytes already judged `earlier` times (those inserted in bulk first)."""
     sha = hashlib.sha256(b"judged again and again").hexdigest()
     rows = [
-        {
-            "created_at": T0 + timedelta(seconds=n),
-            "kind": "image",
-            "sha256": sha,
-            "size_bytes": 210_000,
-            "media_type": "image/jpeg",
-            "filename": f"again-{n}.jpg",
-            "verdict": "authentic",
-            "fake_probability": 0.2,
-            "model_version": "0.8.0",
-            "response": response(n),
-        }
+        {key: value for key, value in asdict(checked_image(sha, f"again-{n}.jpg", n)).items() if key != "image"}
+        | {"created_at": T0 + timedelta(seconds=n)}
         for n in range(earlier)
     ]
     with store.engine.begin() as connection:
         connection.execute(insert(CaseRow), rows)
-    times = []
-    meter = CpuMeter(data_dir)
-    for n in range(writes):
-        case = NewCase(
-            kind="image",
-            sha256=sha,
-            size_bytes=210_000,
-            media_type="image/jpeg",
-            filename=f"again-{earlier + n}.jpg",
-            verdict="authentic",
-            fake_probability=0.2,
-            model_version="0.8.0",
-            response=response(n),
-        )
-        started = time.perf_counter()
-        _, seen = store.record(case)
-        times.append((time.perf_counter() - started) * 1000)
-        assert seen is not None and seen.times == earlier + n
-    return {"earlier": earlier, "writes": writes, **percentiles(times), **meter.ms_per(writes)}
+    cases = [checked_image(sha, f"again-{earlier + n}.jpg", n) for n in range(writes)]
+    seen, figures = timed_records(store, cases, data_dir)
+    assert [s.times if s is not None else 0 for s in seen] == [earlier + n for n in range(writes)]
+    return {"earlier": earlier, **figures}
 
 
 def failing_loader(settings: Settings) -> Detector:
