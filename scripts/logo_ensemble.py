@@ -18,14 +18,12 @@ after that folder).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
 from detecteur.config import RUN_BEST_MODEL_FILE, TrainConfig
-from detecteur.files import atomic_write_text
 from detecteur.inference.windows import network_region_logits
 from detecteur.model.networks import LargestStandardised, LogitAverage, ModelMetadata, load_model
 from detecteur.training.data import ImageRecord, open_image, read_records
@@ -33,9 +31,9 @@ from detecteur.training.logo import (
     SHARED_FOLD,
     fold_reference,
     fold_validation_reals,
-    logo_markdown,
     score_fold,
     summarise_folds,
+    write_logo_report,
 )
 from detecteur.training.runs import read_description
 
@@ -99,8 +97,7 @@ def main() -> None:
         "folds": folds,
         "summary": summarise_folds(folds),
     }
-    atomic_write_text(args.out / "logo.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(args.out / "logo.md", logo_markdown(report))
+    write_logo_report(args.out, report)
     for condition, figures in report["summary"].items():
         print(f"{condition}: mean AUC {figures['mean_auc']:.4f}, worst {figures['worst_auc']:.4f}")
 

@@ -17,16 +17,14 @@ like any sweep's (named after that folder).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from scripts.logo_ensemble import fold_folder
 
 from detecteur.config import RUN_BEST_MODEL_FILE, TrainConfig
-from detecteur.files import atomic_write_text
 from detecteur.inputs import preprocess
 from detecteur.model.networks import load_model
-from detecteur.training.logo import fold_reference, logo_markdown, score_fold, summarise_folds
+from detecteur.training.logo import fold_reference, score_fold, summarise_folds, write_logo_report
 from detecteur.training.runs import read_description
 
 
@@ -67,8 +65,7 @@ def main() -> None:
         "folds": folds,
         "summary": summarise_folds(folds),
     }
-    atomic_write_text(args.out / "logo.json", json.dumps(report, indent=2) + "\n")
-    atomic_write_text(args.out / "logo.md", logo_markdown(report))
+    write_logo_report(args.out, report)
     for condition, figures in report["summary"].items():
         print(f"{condition}: mean AUC {figures['mean_auc']:.4f}, worst {figures['worst_auc']:.4f}")
 

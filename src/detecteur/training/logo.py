@@ -367,6 +367,12 @@ def fold_run_dir(recipe: TrainConfig, held_out: str, runs_dir: Path) -> Path:
     return runs_dir / (SHARED_FOLD if recipe_leaves_out(recipe, held_out) else held_out)
 
 
+def write_logo_report(out_dir: Path, report: dict[str, Any]) -> None:
+    """A sweep's results as `logo.json` and `logo.md` in `out_dir` (read by `scripts/logo_compare.py`, the card)."""
+    atomic_write_text(out_dir / "logo.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(out_dir / "logo.md", logo_markdown(report))
+
+
 def run_logo(
     recipe: TrainConfig,
     recipe_name: str,
@@ -393,6 +399,5 @@ def run_logo(
             "folds": folds,
             "summary": summarise_folds(folds),
         }
-        atomic_write_text(out_dir / "logo.json", json.dumps(report, indent=2) + "\n")
-        atomic_write_text(out_dir / "logo.md", logo_markdown(report))
+        write_logo_report(out_dir, report)
     return report
