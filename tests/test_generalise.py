@@ -23,8 +23,10 @@ from detecteur.inputs.faces import (
     normalise_face,
 )
 from detecteur.inputs.preprocess import model_windows
+from detecteur.training import synthesis
 from detecteur.training.data import (
     DataError,
+    ImageRecord,
     TrainingTransform,
     assign_splits,
     build_manifest,
@@ -134,6 +136,26 @@ def test_a_blended_reconstruction_keeps_the_real_outside_the_face_and_the_recons
     assert tuple(blended[2, 2]) == (200, 40, 40)  # a corner: the real's own pixels
     assert np.abs(blended[53, 50] - (40, 40, 200)).max() <= 2  # the face's centre: the reconstruction's
     assert len({tuple(pixel) for pixel in blended.reshape(-1, 3)}) > 10  # a soft boundary between them
+
+
+class _UnchangedReconstruction:
+    def reconstruct(self, image: Image.Image) -> Image.Image:
+        return image.convert("RGB")
+
+
+def test_reconstructions_are_made_from_the_reals_of_the_split_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synthesis, "Taef2", _UnchangedReconstruction)
+    (tmp_path / "faces.csv").write_text("crop_path,source_path\n")
+    records = []
+    for index, (split, label) in enumerate([("train", AUTHENTIC), ("val", AUTHENTIC), ("val", SYNTHETIC)] * 2):
+        path = tmp_path / f"face{index}.png"
+        _photo((32, 32), seed=index).save(path)
+        records.append(ImageRecord(path, label, "toy", f"person{index}", "0" * 16, split))
+    pairs = synthesis.reconstruct_reals(records, tmp_path, tmp_path / "taef2", per_source=5, split="val")
+    assert sorted(real.path.name for real, _ in pairs) == ["face1.png", "face4.png"]  # the validation reals only
+    assert all(file.is_file() for _, file in pairs)
 
 
 @pytest.mark.realdata

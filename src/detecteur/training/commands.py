@@ -107,12 +107,19 @@ def data_reconstruct(
     crops: Annotated[Path, typer.Option(help="The folder of native crops (holds faces.csv).")],
     out: Annotated[Path, typer.Option(help="Split CSV to write: the input split plus the reconstructions.")],
     per_source: Annotated[int, typer.Option(help="Training reals reconstructed per real source.")] = 100,
+    val_per_source: Annotated[
+        int,
+        typer.Option(
+            help="Validation reals reconstructed per real source: a validation AUC for a recipe whose only "
+            "fakes are made from reals."
+        ),
+    ] = 0,
     blend: Annotated[
         bool, typer.Option(help="Also add each reconstruction blended into its real (source `taef2-blend`).")
     ] = False,
 ) -> None:
     """Aligned training fakes: training reals passed through the TAEF2 latent autoencoder (`synthesis.py`), added
-    to a copy of the split as source `taef2` (training rows, each in its real's subject group); with --blend, also
+    to a copy of the split as source `taef2` (each row in its real's split and subject group); with --blend, also
     each reconstruction's face pasted into its real through a soft mask, as source `taef2-blend`."""
     from dataclasses import replace
 
@@ -126,6 +133,8 @@ def data_reconstruct(
         raise _fail(str(error)) from error
     try:
         pairs = reconstruct_reals(records, crops, crops / ALIGNED_SOURCE, per_source)
+        if val_per_source:
+            pairs += reconstruct_reals(records, crops, crops / ALIGNED_SOURCE, val_per_source, split="val")
         blends = blend_reconstructions(pairs, crops / BLENDED_SOURCE) if blend else []
     except OSError as error:
         raise _fail(

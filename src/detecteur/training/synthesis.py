@@ -207,9 +207,14 @@ def source_files_of_crops(crops_dir: Path) -> dict[Path, Path]:
 
 
 def reconstruct_reals(
-    records: list[ImageRecord], crops_dir: Path, out_dir: Path, per_source: int, seed: int = 0
+    records: list[ImageRecord],
+    crops_dir: Path,
+    out_dir: Path,
+    per_source: int,
+    seed: int = 0,
+    split: str = "train",
 ) -> list[tuple[ImageRecord, Path]]:
-    """TAEF2 reconstructions of up to `per_source` training reals of each source, written as PNG under
+    """TAEF2 reconstructions of up to `per_source` reals of each source in `split`, written as PNG under
     `out_dir/fake/`, each JPEG-encoded with the tables of the dataset image its real was cut from. Returns (real,
     reconstruction file) pairs; files already written are kept, so an interrupted run resumes."""
     from rich.progress import track
@@ -219,7 +224,7 @@ def reconstruct_reals(
     rng = random.Random(seed)
     by_source: dict[str, list[ImageRecord]] = {}
     for record in records:
-        if record.label == AUTHENTIC and record.split == "train":
+        if record.label == AUTHENTIC and record.split == split:
             by_source.setdefault(record.source, []).append(record)
     chosen = [
         r
