@@ -2,7 +2,7 @@
 for a fixed time each. A small asyncio + httpx load generator keeps `concurrency` requests in flight; it prints
 p50/p95/p99 client latency, requests/s, errors, the server's own stage timings, and the server's RSS.
 
-    .venv/bin/python benchmarks/http_load.py [--seconds 20] [--backend onnxruntime]
+    .venv/bin/python benchmarks/http_load.py [--seconds 20] [--backend onnxruntime] [--setting DETECTEUR_CASES=false]
 
 The load generator shares the CPU with the server (same machine, as the targets assume). Starts `detecteur
 serve` itself on a free loopback port. Writes benchmarks/results/http_load.json (or --name).
@@ -66,11 +66,27 @@ def main() -> None:
     parser.add_argument("--backend", choices=("torch", "onnxruntime"), default=None)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
     parser.add_argument("--images", nargs="+", choices=sorted(IMAGES), default=list(IMAGES))
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="DETECTEUR_NAME=VALUE",
+        help="a service setting for this run, e.g. DETECTEUR_CASES=false (repeatable): what a stage costs",
+    )
     parser.add_argument("--name", default="http_load")
     args = parser.parse_args()
 
-    env = {"DETECTEUR_BACKEND": args.backend} if args.backend else {}
-    record = Record(args.name, seconds=args.seconds, backend=args.backend or "default", concurrency=args.concurrency)
+    if not all(setting.startswith("DETECTEUR_") and "=" in setting for setting in args.setting):
+        parser.error("--setting takes DETECTEUR_NAME=VALUE")
+    settings = dict(setting.split("=", 1) for setting in args.setting)
+    env = settings | ({"DETECTEUR_BACKEND": args.backend} if args.backend else {})
+    record = Record(
+        args.name,
+        seconds=args.seconds,
+        backend=args.backend or "default",
+        concurrency=args.concurrency,
+        service_settings=settings,
+    )
     results: dict[str, Any] = {}
     with Server(env) as server:
         results["server_ready_s"] = server.ready_s
