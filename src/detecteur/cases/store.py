@@ -141,12 +141,12 @@ def _record_in_one_statement(with_image: bool) -> Select[Any]:
     )
 
 
-# `record`'s statements are built once, its values bound as parameters: building them with each case's values cost
-# more CPU than SQLite spent executing them (~0.5 of ~0.9 ms a case), every new statement being coerced and keyed
-# for the compiled cache again.
 # The case row's columns `record` writes: `NewCase`'s fields but the image (a row of its own), and when it was made.
 _CASE_FIELDS_RECORDED = tuple(field.name for field in fields(NewCase) if field.name != "image")
 _RECORDED_COLUMNS = ("created_at", *_CASE_FIELDS_RECORDED)
+# `record`'s statements are built once, its values bound as parameters: building them with each case's values cost
+# more CPU than SQLite spent executing them (~0.5 of ~0.9 ms a case), every new statement being coerced and keyed
+# for the compiled cache again.
 _RECORD_IN_ONE_STATEMENT = {with_image: _record_in_one_statement(with_image) for with_image in (False, True)}
 _LATEST_CASE_OF_BOUND = _latest_case_of(bindparam("sha256"))
 _INSERT_CASE = insert(CaseRow).returning(CaseRow.id)
