@@ -32,7 +32,7 @@ from detecteur.training.logo import (
     fold_reference,
     fold_validation_reals,
     score_fold,
-    summarise_folds,
+    summary_lines,
     write_logo_report,
 )
 from detecteur.training.runs import read_description
@@ -88,18 +88,14 @@ def main() -> None:
         reference = fold_reference(ensemble, loaded[0][1], args.split, excluded, args.cross_dataset)
         fold = score_fold(ensemble, loaded[0][1], held_out, args.split, reference)
         folds.append({**fold, "members": [str(folder) for folder in folders], "val_auc": None})
-    report = {
+    about = {
         # Named after its folder, so that `logo_compare` averages `<name>` and `<name>-seed<N>` over seeds.
         "recipe": args.out.name,
         "members": [sweep.name.removeprefix("logo-") for sweep in args.sweeps],
         "combine": args.combine,
         "split_file": str(args.split),
-        "folds": folds,
-        "summary": summarise_folds(folds),
     }
-    write_logo_report(args.out, report)
-    for condition, figures in report["summary"].items():
-        print(f"{condition}: mean AUC {figures['mean_auc']:.4f}, worst {figures['worst_auc']:.4f}")
+    print("\n".join(summary_lines(write_logo_report(args.out, about, folds))))
 
 
 if __name__ == "__main__":

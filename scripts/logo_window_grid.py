@@ -24,7 +24,7 @@ from scripts.logo_ensemble import fold_folder
 from detecteur.config import RUN_BEST_MODEL_FILE, TrainConfig
 from detecteur.inputs import preprocess
 from detecteur.model.networks import load_model
-from detecteur.training.logo import fold_reference, score_fold, summarise_folds, write_logo_report
+from detecteur.training.logo import fold_reference, score_fold, summary_lines, write_logo_report
 from detecteur.training.runs import read_description
 
 
@@ -57,17 +57,13 @@ def main() -> None:
         print(f"{held_out}: {folder}, {args.grid}×{args.grid} windows of {metadata.input_size} px", flush=True)
         reference = fold_reference(model.eval(), metadata, args.split, excluded, args.cross_dataset)
         folds.append({**score_fold(model, metadata, held_out, args.split, reference), "val_auc": None})
-    report = {
+    about = {
         "recipe": args.out.name,
         "sweep": str(args.sweep),
         "window_centres": list(preprocess.WINDOW_CENTRES),
         "split_file": str(args.split),
-        "folds": folds,
-        "summary": summarise_folds(folds),
     }
-    write_logo_report(args.out, report)
-    for condition, figures in report["summary"].items():
-        print(f"{condition}: mean AUC {figures['mean_auc']:.4f}, worst {figures['worst_auc']:.4f}")
+    print("\n".join(summary_lines(write_logo_report(args.out, about, folds))))
 
 
 if __name__ == "__main__":

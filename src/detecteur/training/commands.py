@@ -287,7 +287,7 @@ def _evaluate_logo(
 
     from detecteur.config import LOGO_RUNS_PREFIX, TrainConfig
     from detecteur.training.data import DataError
-    from detecteur.training.logo import run_logo
+    from detecteur.training.logo import run_logo, summary_lines
 
     if split is None or out is None:
         raise _fail("--logo needs --split SPLIT.csv and --out REPORT_DIR")
@@ -305,11 +305,8 @@ def _evaluate_logo(
         )
     except (DataError, OSError) as error:
         raise _fail(str(error)) from error
-    for condition, figures in report["summary"].items():
-        _print(
-            f"{condition}: mean AUC {figures['mean_auc']:.4f}, worst {figures['worst_auc']:.4f} "
-            f"({figures['worst_fold']})"
-        )
+    for line in summary_lines(report):
+        _print(line)
     _print(f"results in {out / 'logo.json'} and {out / 'logo.md'}")
 
 

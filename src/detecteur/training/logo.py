@@ -367,10 +367,21 @@ def fold_run_dir(recipe: TrainConfig, held_out: str, runs_dir: Path) -> Path:
     return runs_dir / (SHARED_FOLD if recipe_leaves_out(recipe, held_out) else held_out)
 
 
-def write_logo_report(out_dir: Path, report: dict[str, Any]) -> None:
-    """A sweep's results as `logo.json` and `logo.md` in `out_dir` (read by `scripts/logo_compare.py`, the card)."""
+def write_logo_report(out_dir: Path, about: dict[str, Any], folds: list[dict[str, Any]]) -> dict[str, Any]:
+    """A sweep's results — what it measured (`about`: recipe, split …), its folds and their summary — as
+    `logo.json` and `logo.md` in `out_dir` (read by `scripts/logo_compare.py`, the card); returns the report."""
+    report = about | {"folds": folds, "summary": summarise_folds(folds)}
     atomic_write_text(out_dir / "logo.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out_dir / "logo.md", logo_markdown(report))
+    return report
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """One line per condition: the mean and worst fold AUC, and which fold is the worst."""
+    return [
+        f"{condition}: mean AUC {figures['mean_auc']:.4f}, worst {figures['worst_auc']:.4f} ({figures['worst_fold']})"
+        for condition, figures in report["summary"].items()
+    ]
 
 
 def run_logo(
@@ -391,13 +402,11 @@ def run_logo(
         console.print(f"[bold]LOGO fold: {held_out} held out[/bold]")
         run_dir = fold_run_dir(recipe, held_out, runs_dir)
         folds.append(run_fold(recipe, held_out, split_file, run_dir, cross_dataset, references))
-        report = {
+        about = {
             "recipe": recipe_name,
             "seed": recipe.seed,
             "split_file": str(split_file),
             "budget": recipe.logo.model_dump(mode="json"),
-            "folds": folds,
-            "summary": summarise_folds(folds),
         }
-        write_logo_report(out_dir, report)
+        report = write_logo_report(out_dir, about, folds)
     return report
