@@ -106,10 +106,12 @@ class NewCase:
     image: bytes | None = None  # stored only when given (the service gives it when `store_images` is on)
 
 
-def _latest_case_of(sha256: str | BindParameter[str]) -> Select[Any]:
-    """The most recent case of these bytes, with how many there are: the row through the (sha256, id) index, the
-    count as a subquery on that index alone. A window count (`count() OVER ()`) read every such row in full
-    first: 6 ms a case for bytes judged 5 000 times before, where this takes a fraction of one."""
+def _latest_case_of_bytes() -> Select[Any]:
+    """The most recent case of the bytes whose digest is the parameter `sha256`, with how many there are: the row
+    through the (sha256, id) index, the count as a subquery on that index alone. A window count (`count() OVER ()`)
+    read every such row in full first: 6 ms a case for bytes judged 5 000 times before, where this takes a fraction
+    of one."""
+    sha256: BindParameter[str] = bindparam("sha256")
     times = select(func.count()).where(CaseRow.sha256 == sha256).scalar_subquery()
     return (
         select(*_PREVIOUS_COLUMNS, times.label("times"))
@@ -119,12 +121,15 @@ def _latest_case_of(sha256: str | BindParameter[str]) -> Select[Any]:
     )
 
 
+_LATEST_CASE_OF_BYTES = _latest_case_of_bytes()
+
+
 def _record_in_one_statement(with_image: bool) -> Select[Any]:
     """PostgreSQL's `record` (`CaseStore._record_in_one_statement`): the latest case of the bytes (parameter
     `sha256`), the new case (`new_<column>`) inserted with it as its previous case, and with `with_image` its image
     (`image_data`, `image_expires_at`), in one statement that returns the new id and the previous case."""
     columns = CaseRow.__table__.c
-    previous = _latest_case_of(bindparam("sha256")).cte("previous")
+    previous = _LATEST_CASE_OF_BYTES.cte("previous")
     new_values = {name: bindparam(f"new_{name}", type_=columns[name].type) for name in _RECORDED_COLUMNS}
     inserted = (
         insert(CaseRow)
@@ -148,7 +153,6 @@ _RECORDED_COLUMNS = ("created_at", *_CASE_FIELDS_RECORDED)
 # more CPU than SQLite spent executing them (~0.5 of ~0.9 ms a case), every new statement being coerced and keyed
 # for the compiled cache again.
 _RECORD_IN_ONE_STATEMENT = {with_image: _record_in_one_statement(with_image) for with_image in (False, True)}
-_LATEST_CASE_OF_BOUND = _latest_case_of(bindparam("sha256"))
 _INSERT_CASE = insert(CaseRow).returning(CaseRow.id)
 _INSERT_CASE_IMAGE = insert(CaseImageRow)
 
@@ -217,7 +221,7 @@ class CaseStore:
     def _record_in_steps(self, values: dict[str, Any], image: dict[str, Any] | None) -> tuple[int, SeenBefore | None]:
         """SQLite (in-process: statements cost no round trip): lookup, insert and image in one transaction."""
         with self.engine.begin() as connection:
-            previous = connection.execute(_LATEST_CASE_OF_BOUND, {"sha256": values["sha256"]}).first()
+            previous = connection.execute(_LATEST_CASE_OF_BYTES, {"sha256": values["sha256"]}).first()
             previous_case_id = previous.id if previous is not None else None
             case_id = connection.execute(_INSERT_CASE, values | {"previous_case_id": previous_case_id}).scalar_one()
             if image is not None:
