@@ -106,12 +106,13 @@ def data_reconstruct(
     split: Annotated[Path, typer.Argument(help="Split CSV of native crops (`detecteur data faces --native`).")],
     crops: Annotated[Path, typer.Option(help="The folder of native crops (holds faces.csv).")],
     out: Annotated[Path, typer.Option(help="Split CSV to write: the input split plus the reconstructions.")],
-    per_source: Annotated[int, typer.Option(help="Training reals reconstructed per real source.")] = 100,
+    per_source: Annotated[int, typer.Option(min=0, help="Training reals reconstructed per real source.")] = 100,
     val_per_source: Annotated[
         int,
         typer.Option(
+            min=0,
             help="Validation reals reconstructed per real source: a validation AUC for a recipe whose only "
-            "fakes are made from reals."
+            "fakes are made from reals.",
         ),
     ] = 0,
     blend: Annotated[
