@@ -222,7 +222,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DETECTEUR_", extra="ignore")
 
-    model_path: Path = Path("models/detecteur-efficientnet_lite0-0.10.0.safetensors")
+    model_path: Path = Path("models/detecteur-efficientnet_lite0-0.11.0.safetensors")
     device: str = "cpu"
     batch_size: int = Field(32, ge=1)
     host: str = "127.0.0.1"

@@ -51,7 +51,7 @@ DEGRADATIONS = STABILITY_VIEWS  # the name the API docs and older callers use
 # A decided face whose fake probability moves by more than this between the original and its degraded copy (or
 # whose copy lands on the other side of the threshold) is `uncertain`. Chosen on validation faces with
 # scripts/stability_margin.py (docs/stability-margin.json, model card); `Settings.stability_margin` overrides it.
-STABILITY_MARGIN = 0.2
+STABILITY_MARGIN = 0.3
 EXPLAIN_NEEDS_TORCH = "Grad-CAM heatmaps need torch: install the `train` extra (pip install 'detecteur[train]')"
 
 
