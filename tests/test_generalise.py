@@ -36,7 +36,7 @@ from detecteur.training.data import (
     write_records,
 )
 from detecteur.training.logo import SHARED_FOLD, fold_config, run_logo, web_version
-from detecteur.training.synthesis import TAEF2_DIR, Taef2, blend_into_real, jpeg_like, self_blend
+from detecteur.training.synthesis import TAEF2_DIR, Taef2, blend_into_real, jpeg_like, self_blend, upsampling_trace
 from tests.conftest import toy_config
 from tests.toy_data import make_toy_dataset
 
@@ -93,6 +93,38 @@ def test_self_blend_changes_the_face_and_leaves_the_border() -> None:
     assert np.abs(after - before)[40:90, 40:90].mean() > 0.5  # the face region is altered
     assert np.abs(after - before)[:4, :4].max() <= 1  # the corners are the original's
     assert np.array_equal(after, np.asarray(self_blend(image, random.Random(1)), dtype=int))  # seeded
+
+
+def _nyquist_energy(image: Image.Image) -> float:
+    """The spectrum's period-2 rows and columns against its mean: where a ×2 upsampling grid puts its energy."""
+    grey = np.asarray(image.convert("L"), dtype=float)
+    spectrum = np.abs(np.fft.fft2(grey - grey.mean()))
+    height, width = grey.shape
+    return float((spectrum[height // 2, :].mean() + spectrum[:, width // 2].mean()) / spectrum.mean())
+
+
+def test_an_upsampling_trace_leaves_a_period_2_grid_on_a_smooth_face() -> None:
+    image = _photo((96, 96), seed=4).filter(__import__("PIL.ImageFilter", fromlist=["x"]).GaussianBlur(2))
+    traced = upsampling_trace(image, random.Random(2))
+    assert traced.size == image.size
+    assert _nyquist_energy(traced) > 3 * _nyquist_energy(image)
+    # The picture itself survives: a trace, not a new image.
+    assert np.abs(np.asarray(traced, dtype=int) - np.asarray(image, dtype=int)).mean() < 8
+    assert np.array_equal(np.asarray(traced), np.asarray(upsampling_trace(image, random.Random(2))))  # seeded
+    assert upsampling_trace(_photo((65, 63)), random.Random(0)).size == (64, 62)  # an odd row / column dropped
+
+
+def test_upsampling_traces_turn_reals_not_blended_into_fakes(two_generator_split: Path) -> None:
+    from detecteur.training.data import FaceDataset
+
+    records = read_records(two_generator_split)
+    reals = [r for r in records if r.label == AUTHENTIC][:4]
+    fakes = [r for r in records if r.label == SYNTHETIC][:4]
+    traced = FaceDataset(reals + fakes, lambda image: image, upsampling_trace_probability=1.0)
+    assert [traced[i][1] for i in range(8)] == [SYNTHETIC] * 8
+    assert traced[0][0].size[0] % 2 == 0
+    untouched = FaceDataset(reals, lambda image: image)
+    assert [untouched[i][1] for i in range(4)] == [AUTHENTIC] * 4
 
 
 def test_reals_whose_look_no_fake_shares_are_found_per_fold(two_generator_split: Path) -> None:

@@ -191,6 +191,9 @@ class TrainConfig(BaseModel):
     # `look_alike_reals` source; `sampling.reals_without_look_alike_fakes`), e.g. LFW when its swaps are held out:
     # their look would otherwise only ever mean "real". None = `self_blend_probability`.
     self_blend_probability_unmatched: float | None = Field(None, ge=0.0, le=1.0)
+    # Share of the real faces drawn (and not self-blended) that become upsampling-trace fakes
+    # (`synthesis.upsampling_trace`) for that draw.
+    upsampling_trace_probability: float = Field(0.0, ge=0.0, le=1.0)
     augment: AugmentConfig = AugmentConfig()
     logo: LogoConfig = LogoConfig()
 
@@ -207,6 +210,8 @@ class TrainConfig(BaseModel):
             raise ValueError("source_shares are shares of source balancing: set balance_sources = true")
         if self.method == "frozen_probe" and self.self_blend_probability_unmatched is not None:
             raise ValueError("method frozen_probe takes self_blend_probability only, not per look")
+        if self.method == "frozen_probe" and self.upsampling_trace_probability:
+            raise ValueError("method frozen_probe makes self-blended fakes only, not upsampling traces")
         if self.method == "frozen_probe" and self.framing != "native_face_crop":
             raise ValueError("method frozen_probe is implemented for framing native_face_crop")
         return self

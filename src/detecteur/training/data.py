@@ -34,7 +34,7 @@ from detecteur.inputs.preprocess import (
     InputSpec,
 )
 from detecteur.training.augment import TrainingTransform
-from detecteur.training.synthesis import self_blend
+from detecteur.training.synthesis import self_blend, upsampling_trace
 
 CLASS_FOLDERS = {"real": AUTHENTIC, "fake": SYNTHETIC}
 SPLITS = ("train", "val", "test")
@@ -299,7 +299,8 @@ def stratified_subset(records: Sequence[ImageRecord], limit: int | None, seed: i
 class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
     """(model input, label) per record; with `self_blend_probability`, that share of the real faces drawn becomes a
     self-blended fake (`synthesis.self_blend`) for that draw — for a source in `self_blend_by_source`, its own
-    share instead."""
+    share instead; with `upsampling_trace_probability`, that share of the reals left becomes an upsampling-trace
+    fake (`synthesis.upsampling_trace`)."""
 
     def __init__(
         self,
@@ -307,11 +308,13 @@ class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
         transform: Callable[[Image.Image], torch.Tensor],
         self_blend_probability: float = 0.0,
         self_blend_by_source: Mapping[str, float] | None = None,
+        upsampling_trace_probability: float = 0.0,
     ) -> None:
         self.records = list(records)
         self.transform = transform
         self.self_blend_probability = self_blend_probability
         self.self_blend_by_source = dict(self_blend_by_source or {})
+        self.upsampling_trace_probability = upsampling_trace_probability
 
     def __len__(self) -> int:
         return len(self.records)
@@ -324,9 +327,17 @@ class FaceDataset(Dataset[tuple[torch.Tensor, int]]):
             raise DataError(f"{record.path}: {error}") from error
         label = record.label
         blend_probability = self.self_blend_by_source.get(record.source, self.self_blend_probability)
-        if label == AUTHENTIC and blend_probability > 0 and random.random() < blend_probability:
+        if label == AUTHENTIC and self._draws(blend_probability):
             image, label = self_blend(image, random.Random(random.getrandbits(64))), SYNTHETIC
+        elif label == AUTHENTIC and self._draws(self.upsampling_trace_probability):
+            image, label = upsampling_trace(image, random.Random(random.getrandbits(64))), SYNTHETIC
         return self.transform(image), label
+
+    @staticmethod
+    def _draws(probability: float) -> bool:
+        """True with `probability`; no random number is used when it is 0, so a dataset without made fakes draws
+        the same augmentation as before they existed."""
+        return probability > 0 and random.random() < probability
 
 
 def without_sources(records: Sequence[ImageRecord], sources: Iterable[str]) -> list[ImageRecord]:
@@ -352,6 +363,7 @@ def make_loader(
     shard: tuple[int, int] | None = None,
     self_blend_probability: float = 0.0,
     self_blend_by_source: Mapping[str, float] | None = None,
+    upsampling_trace_probability: float = 0.0,
 ) -> DataLoader[tuple[torch.Tensor, int]]:
     """Batches of (model input, label); `augment=None` gives the exact serving transform, and `transform`
     replaces both (evaluation under perturbations).
@@ -362,7 +374,9 @@ def make_loader(
     """
     transform = transform or TrainingTransform(spec, augment or AugmentConfig(enabled=False))
     rank, world_size = shard or (0, 1)
-    dataset = FaceDataset(records, transform, self_blend_probability, self_blend_by_source)
+    dataset = FaceDataset(
+        records, transform, self_blend_probability, self_blend_by_source, upsampling_trace_probability
+    )
     # Distinct per process and per seed (the training loop passes one seed per epoch); `seed` itself on one process.
     generator = torch.Generator().manual_seed(seed * world_size + rank)
     sampler: Sampler[int] | None = None

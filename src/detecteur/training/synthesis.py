@@ -7,6 +7,10 @@
   through its encoder and decoder looks the same but carries the decoder's pixel traces, which latent-diffusion
   images share (Rajan et al., ICLR 2025, dataset alignment); re-encoded with its real's own JPEG tables, the
   compression says nothing.
+- `upsampling_trace`: a face halved and brought back by zero insertion and a slightly unbalanced kernel, as a
+  generator's transposed convolution upsamples: the period-2 grid and spectral peaks GAN decoders leave, which no
+  camera pipeline and none of the resamplers in augmentation make (the artefact simulator of Zhang, Karaman & Chang,
+  WIFS 2019, without its learned network).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from torch import nn
 
@@ -72,6 +77,33 @@ def self_blend(image: Image.Image, rng: random.Random) -> Image.Image:
     altered = np.asarray(_altered_copy(image, rng), dtype=np.float32)
     blended = source * (1 - mask[..., None]) + altered * mask[..., None]
     return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+
+
+# --- Upsampling traces ---------------------------------------------------------------------------------------
+
+# Bilinear ×2 upsampling as a transposed convolution's 4-tap kernel: each output phase sums to 1.
+_BILINEAR_TAPS = (0.25, 0.75, 0.75, 0.25)
+
+
+def _unbalanced_taps(rng: random.Random) -> torch.Tensor:
+    """Bilinear's taps each moved by a few per cent: the two output phases then gain a little differently, as a
+    learned kernel's do, and the difference repeats every second pixel."""
+    spread = rng.uniform(0.005, 0.08)
+    return torch.tensor([tap + rng.gauss(0.0, spread) for tap in _BILINEAR_TAPS])
+
+
+def upsampling_trace(image: Image.Image, rng: random.Random) -> Image.Image:
+    """A real face crop (RGB, any size ≥ 4 px) averaged down 2×2 and upsampled back by zero insertion and an
+    unbalanced separable kernel; an odd last row or column is dropped."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    height, width = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
+    halved = torch.from_numpy(pixels[:height, :width]).permute(2, 0, 1).unsqueeze(1)  # 3 × 1 × H × W
+    halved = F.avg_pool2d(halved, 2)
+    kernel = torch.outer(_unbalanced_taps(rng), _unbalanced_taps(rng))[None, None]
+    # One replicated pixel around the halved image keeps the border rows from seeing only half the kernel.
+    upsampled = F.conv_transpose2d(F.pad(halved, (1, 1, 1, 1), mode="replicate"), kernel, stride=2, padding=1)
+    upsampled = upsampled[:, 0, 2 : height + 2, 2 : width + 2].permute(1, 2, 0).numpy()
+    return Image.fromarray(np.clip(np.rint(upsampled), 0, 255).astype(np.uint8))
 
 
 # --- TAEF2 reconstructions ----------------------------------------------------------------------------------

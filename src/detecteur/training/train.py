@@ -344,6 +344,7 @@ def _epoch_loader(
         shard=processes.shard,
         self_blend_probability=config.self_blend_probability,
         self_blend_by_source=data.self_blend_by_source,
+        upsampling_trace_probability=config.upsampling_trace_probability,
     )
 
 
