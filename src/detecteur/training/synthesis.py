@@ -97,13 +97,13 @@ def upsampling_trace(image: Image.Image, rng: random.Random) -> Image.Image:
     unbalanced separable kernel; an odd last row or column is dropped."""
     pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
     height, width = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
-    halved = torch.from_numpy(pixels[:height, :width]).permute(2, 0, 1).unsqueeze(1)  # 3 × 1 × H × W
-    halved = F.avg_pool2d(halved, 2)
+    channels = torch.from_numpy(pixels[:height, :width]).permute(2, 0, 1).unsqueeze(1)  # 3 × 1 × H × W
+    halved = F.avg_pool2d(channels, 2)
     kernel = torch.outer(_unbalanced_taps(rng), _unbalanced_taps(rng))[None, None]
     # One replicated pixel around the halved image keeps the border rows from seeing only half the kernel.
     upsampled = F.conv_transpose2d(F.pad(halved, (1, 1, 1, 1), mode="replicate"), kernel, stride=2, padding=1)
-    upsampled = upsampled[:, 0, 2 : height + 2, 2 : width + 2].permute(1, 2, 0).numpy()
-    return Image.fromarray(np.clip(np.rint(upsampled), 0, 255).astype(np.uint8))
+    traced = upsampled[:, 0, 2 : height + 2, 2 : width + 2].permute(1, 2, 0).numpy()
+    return Image.fromarray(np.clip(np.rint(traced), 0, 255).astype(np.uint8))
 
 
 # --- TAEF2 reconstructions ----------------------------------------------------------------------------------
