@@ -17,7 +17,9 @@ from pathlib import Path
 from benchlib import ROOT, Record, cpu_cores
 
 from detecteur.config import CALIBRATION_IMAGES, FP32_CONVOLUTIONS, Settings
+from detecteur.files import file_sha256
 from detecteur.model.quantise import QuantisationError
+from detecteur.training import int8_report
 from detecteur.training.card import split_file_of_card
 from detecteur.training.int8 import quantise_model
 
@@ -54,6 +56,19 @@ def main() -> None:
         return
     print(f"wrote {graph}: {asdict(report)}")
     record.write({"graph": graph.name, **asdict(report)})
+    write_card_section(model_path)
+
+
+def write_card_section(model_path: Path) -> None:
+    """The model card's int8 section, from the results just written, when the card is the measured model's."""
+    card_path = ROOT / "models" / "MODEL_CARD.md"
+    card = card_path.read_text() if card_path.is_file() else ""
+    if f"# Model card — `{model_path.name}`" not in card:
+        print(f"{card_path} is not {model_path.name}'s card: its int8 section is left as it is")
+        return
+    lines = int8_report.section_for(file_sha256(model_path))
+    card_path.write_text(int8_report.replace_section(card, lines))
+    print(f"wrote the int8 section of {card_path}")
 
 
 if __name__ == "__main__":

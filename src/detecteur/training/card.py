@@ -11,7 +11,7 @@ from string import Template
 from typing import Any
 
 from detecteur.config import RUN_BEST_MODEL_FILE, RUN_CALIBRATED_MODEL_FILE, RUN_CONFIG_FILE, RUN_METRICS_FILE
-from detecteur.files import atomic_write_text
+from detecteur.files import atomic_write_text, file_sha256
 from detecteur.model.networks import (
     ModelFileError,
     ModelMetadata,
@@ -21,7 +21,7 @@ from detecteur.model.networks import (
     save_model,
     weights_sha256,
 )
-from detecteur.training import plots, stability_report
+from detecteur.training import int8_report, plots, stability_report
 from detecteur.training.runs import (
     best_epoch,
     nested_table,
@@ -325,7 +325,9 @@ def render_card(
         ece_before=f"{report['calibration']['ece_before']:.4f}",
         ece_after=f"{report['calibration']['ece_after']:.4f}",
         more_sections=_lines(
-            _more_sections(report, extra_reports, logo_report, figures) + stability_report.section_for(metadata.version)
+            _more_sections(report, extra_reports, logo_report, figures)
+            + stability_report.section_for(metadata.version)
+            + int8_report.section_for(file_sha256(model_file))
         ),
         figures=_lines([f"![{Path(f).stem}](figures/{Path(f).name})" for f in report["figures"]]),
         hardest_errors=_lines(

@@ -5,11 +5,11 @@ write the section; a test checks the shipped card against the file)."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from detecteur.inference.engine import CHECKOUT_ROOT
+from detecteur.training import card_sections
 
 STABILITY_REPORT = CHECKOUT_ROOT / "docs" / "stability-margin.json"
 SECTION_TITLE = "## Stability check (`scripts/stability_margin.py`, `docs/stability-margin.json`)"
@@ -96,8 +96,4 @@ def section(report: dict[str, Any]) -> list[str]:
 
 def replace_section(card: str, lines: list[str]) -> str:
     """`card` (markdown) with its stability section replaced by `lines`, or `lines` put before `## Figures`."""
-    text = "\n".join(lines) + "\n"
-    pattern = re.compile(re.escape(SECTION_TITLE) + r"\n.*?(?=^## )", re.DOTALL | re.MULTILINE)
-    if pattern.search(card):
-        return pattern.sub(lambda _: text, card, count=1)
-    return card.replace("## Figures\n", text + "## Figures\n", 1)
+    return card_sections.replace_section(card, SECTION_TITLE, lines)
