@@ -5,6 +5,7 @@ import { useEffect, useState } from "react";
 import { apiUrl, explainError, fetchModel, type ErrorExplanation } from "@/lib/api";
 import {
   architectureLabel,
+  framingLabel,
   figureCaption,
   figureColumns,
   orderFigures,
@@ -52,7 +53,7 @@ export default function ModelView() {
           <Fact term="Input">
             {model.in_chans === 4 ? "RGB + Laplacian" : `${model.in_chans} channels`}, {model.input_size} px
           </Fact>
-          <Fact term="Framing">{model.framing === "face_crop" ? "each detected face" : "whole image"}</Fact>
+          <Fact term="Framing">{framingLabel(model.framing)}</Fact>
           <Fact term="Threshold">{percent(model.threshold, 1)}</Fact>
           <Fact term="Borderline band">
             {percent(model.borderline_band[0])}–{percent(model.borderline_band[1])}

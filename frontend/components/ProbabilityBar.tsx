@@ -1,5 +1,5 @@
 import type { Verdict } from "@/lib/types";
-import { bandSegments, clampUnit, percent, verdictStyle } from "@/lib/verdict";
+import { axisTicks, bandSegments, clampUnit, percent, verdictStyle } from "@/lib/verdict";
 
 /** The calibrated fake probability on a 0–100 % axis, with the verdict zones, the borderline band and the
  * model's threshold marked. */
@@ -54,14 +54,17 @@ export default function ProbabilityBar({
         />
       </div>
       <div className="relative mt-1 h-4 text-[11px] text-text-faint tabular" aria-hidden="true">
-        <span className="absolute left-0">0</span>
-        <span className="absolute -translate-x-1/2" style={{ left: `${band[0] * 100}%` }}>
-          {percent(band[0])}
-        </span>
-        <span className="absolute -translate-x-1/2" style={{ left: `${band[1] * 100}%` }}>
-          {percent(band[1])}
-        </span>
-        <span className="absolute right-0">100</span>
+        {axisTicks(band).map((tick) => (
+          <span
+            key={tick.text}
+            className={
+              tick.at === 0 ? "absolute left-0" : tick.at === 1 ? "absolute right-0" : "absolute -translate-x-1/2"
+            }
+            style={tick.at === 0 || tick.at === 1 ? undefined : { left: `${tick.at * 100}%` }}
+          >
+            {tick.text}
+          </span>
+        ))}
       </div>
     </div>
   );

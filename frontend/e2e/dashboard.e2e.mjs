@@ -352,7 +352,7 @@ test("the evidence panel shows the Content Credentials and metadata lines, and t
   assert.match(credentials, /moderate, points to synthetic/);
   assert.match(credentials, /Detecteur test signer, a certificate this service does not trust declare the content AI-generated \(trainedAlgorithmicMedia\)/);
   assert.match(await signed.getByTestId("evidence-summary").innerText(), /^Summary \(moderate evidence\):/);
-  assert.match(await signed.getByTestId("face-stability").first().innerText(), /^moves [\d.]+ pts under re-compression/);
+  assert.match(await signed.getByTestId("face-stability").first().innerText(), /^moves [\d.]+ pts under a 4 px shift/);
   const metadata = await parameters.getByTestId("evidence-metadata").innerText();
   assert.match(metadata, /File metadata\s+moderate, points to synthetic/);
   assert.match(metadata, /Stable Diffusion \(AUTOMATIC1111 \/ Forge\) generation parameters/);

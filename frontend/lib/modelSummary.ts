@@ -113,6 +113,17 @@ export function architectureLabel(arch: string, members: readonly string[] | und
   return members && members.length > 0 ? `${arch} of ${members.join(" + ")}` : arch;
 }
 
+const FRAMING_LABELS: Record<string, string> = {
+  whole_image: "whole image",
+  face_crop: "each detected face",
+  native_face_crop: "each detected face, at its own scale",
+};
+
+/** What the model reads, in words; a framing this dashboard does not know is shown by its name. */
+export function framingLabel(framing: string): string {
+  return FRAMING_LABELS[framing] ?? framing;
+}
+
 function figureName(url: string): string {
   return (url.split("/").pop() ?? url).replace(/\.png$/i, "");
 }

@@ -20,7 +20,7 @@ export const VERDICT_STYLES: Record<Verdict, VerdictStyle> = {
   uncertain: {
     label: "Uncertain",
     colour: "#a78bfa",
-    meaning: "the score does not hold under mild re-compression, resizing or a small shift",
+    meaning: "the score does not hold when the face is scored again, slightly altered",
   },
 };
 
@@ -72,12 +72,40 @@ export function explainVerdict(
   return `Fake probability ${percent(fakeProbability, 1)} is ${where}: ${VERDICT_STYLES[verdict].meaning}.`;
 }
 
-/** The stability check's outcome in a few words: how far the score moved under the mild degradations (in
- * percentage points) and whether the verdict held. */
+/** The degraded copies the service may score a face on (`engine.VIEWS`), in words. */
+const VIEW_WORDS: Record<string, string> = {
+  shift_4px: "a 4 px shift",
+  jpeg_q75: "JPEG q75 re-compression",
+  "resize_0.75": "resizing to 0.75×",
+  combined: "a shift, resizing and re-compression at once",
+};
+
+/** The stability check's outcome in a few words: how far the score moved (in percentage points) under the
+ * degraded copies the service scored — named from the response, a view this dashboard does not know by its
+ * name — and whether the verdict held. */
 export function stabilityText(stability: Stability): string {
-  const spread = `moves ${(clampUnit(stability.spread) * 100).toFixed(1)} pts under re-compression, resizing, a shift`;
+  const views = Object.keys(stability.probabilities).map((view) => VIEW_WORDS[view] ?? view);
+  const under = views.length > 0 ? views.join(", ") : "its degraded copies";
+  const spread = `moves ${(clampUnit(stability.spread) * 100).toFixed(1)} pts under ${under}`;
   if (stability.straddles_threshold) return `${spread}: crosses the threshold`;
   return stability.stable ? `${spread}: holds` : `${spread}: more than the calibrated margin`;
+}
+
+export interface AxisTick {
+  at: number;
+  text: string;
+}
+
+/** The probability axis's labels: 0, the band's edges and 100, leaving out an end label that a band edge would
+ * print over (a band ending at 96 % sits where "100" is written). `minGap` is the share of the axis two labels
+ * need between their anchors. */
+export function axisTicks(band: readonly [number, number], minGap = 0.1): AxisTick[] {
+  const edges = [clampUnit(band[0]), clampUnit(band[1])].map((at) => ({ at, text: percent(at) }));
+  const ends = [
+    { at: 0, text: "0" },
+    { at: 1, text: "100" },
+  ].filter((end) => edges.every((edge) => Math.abs(edge.at - end.at) >= minGap));
+  return [...ends, ...edges].sort((a, b) => a.at - b.at);
 }
 
 /** Relative luminance and contrast ratio as WCAG 2.x defines them. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   architectureLabel,
   figureCaption,
+  framingLabel,
   figureColumns,
   orderFigures,
   sourceRows,
@@ -66,6 +67,13 @@ describe("model summary", () => {
       "Training curves of ensemble member faces-v10: loss and validation AUC per epoch",
     );
     expect(figureColumns(member)).toBe(2);
+  });
+
+  it("says what each framing reads, and names one it does not know", () => {
+    expect(framingLabel("native_face_crop")).toBe("each detected face, at its own scale");
+    expect(framingLabel("face_crop")).toBe("each detected face");
+    expect(framingLabel("whole_image")).toBe("whole image");
+    expect(framingLabel("tiles_96px")).toBe("tiles_96px");
   });
 
   it("names an ensemble by its members", () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { bandSegments, contrastRatio, explainVerdict, percent, PAGE_BACKGROUND, stabilityText, VERDICT_STYLES } from "@/lib/verdict";
+import { axisTicks, bandSegments, contrastRatio, explainVerdict, percent, PAGE_BACKGROUND, stabilityText, VERDICT_STYLES } from "@/lib/verdict";
 import config from "@/tailwind.config";
 
 describe("bandSegments", () => {
@@ -25,7 +25,7 @@ describe("explainVerdict", () => {
     expect(explainVerdict("borderline", 0.5, [0.3, 0.7])).toContain("inside the borderline band (30%–70%)");
     expect(explainVerdict("authentic", 0.01, [0.3, 0.7])).toContain("below the borderline band (30%)");
     expect(explainVerdict("uncertain", 0.81, [0.3, 0.7])).toBe(
-      "Fake probability 81.0%, but the score does not hold under mild re-compression, resizing or a small shift: no verdict.",
+      "Fake probability 81.0%, but the score does not hold when the face is scored again, slightly altered: no verdict.",
     );
     expect(VERDICT_STYLES.uncertain.label).toBe("Uncertain");
   });
@@ -35,10 +35,23 @@ describe("stabilityText", () => {
   const probabilities = { jpeg_q75: 0.8, "resize_0.75": 0.9, shift_4px: 0.85 };
   it("says how far the score moved and whether the verdict held", () => {
     expect(stabilityText({ probabilities, spread: 0.031, straddles_threshold: false, stable: true })).toBe(
-      "moves 3.1 pts under re-compression, resizing, a shift: holds",
+      "moves 3.1 pts under JPEG q75 re-compression, resizing to 0.75×, a 4 px shift: holds",
     );
+    const shiftOnly = { probabilities: { shift_4px: 0.2 }, spread: 0.001, straddles_threshold: false, stable: true };
+    expect(stabilityText(shiftOnly)).toBe("moves 0.1 pts under a 4 px shift: holds");
+    expect(stabilityText({ ...shiftOnly, probabilities: { blur_1: 0.2 } })).toMatch(/under blur_1: holds$/);
     expect(stabilityText({ probabilities, spread: 0.3, straddles_threshold: true, stable: false })).toMatch(/30\.0 pts.*crosses the threshold$/);
     expect(stabilityText({ probabilities, spread: 0.2, straddles_threshold: false, stable: false })).toMatch(/more than the calibrated margin$/);
+  });
+});
+
+describe("axisTicks", () => {
+  it("labels 0, the band's edges and 100, in order", () => {
+    expect(axisTicks([0.3, 0.7]).map((tick) => tick.text)).toEqual(["0", "30%", "70%", "100"]);
+  });
+  it("leaves out an end label a band edge would print over", () => {
+    expect(axisTicks([0.3, 0.96]).map((tick) => tick.text)).toEqual(["0", "30%", "96%"]);
+    expect(axisTicks([0.05, 0.7]).map((tick) => tick.text)).toEqual(["5%", "70%", "100"]);
   });
 });
 
