@@ -18,6 +18,7 @@ from detecteur.model.networks import (
     ModelMetadata,
     build,
     efficientnet_lite_imagenet_state,
+    freeze_leading_stages,
     load_model,
     read_metadata,
     save_model,
@@ -96,6 +97,38 @@ def test_the_fourth_stem_channel_is_kaiming_normal_not_zero_or_copied() -> None:
     fan_out = stem.shape[0] * stem.shape[2] * stem.shape[3]
     assert extra.std().item() == pytest.approx((2.0 / fan_out) ** 0.5, rel=0.3)
     assert not torch.equal(extra, stem[:, 0])
+
+
+def test_frozen_leading_stages_keep_their_weights_and_statistics_through_a_training_step() -> None:
+    torch.manual_seed(0)
+    model = build("efficientnet_lite0", in_chans=4, pretrained=False)
+    frozen = freeze_leading_stages(model, 2)
+    assert frozen == sum(
+        w.numel() for layer in (model.conv_stem, model.bn1, *model.blocks[:2]) for w in layer.parameters()
+    )
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    loss = torch.nn.functional.cross_entropy(model(torch.randn(4, 4, 64, 64)), torch.tensor([0, 1, 0, 1]))
+    loss.backward()
+    optimizer.step()
+    after = model.state_dict()
+    kept = [name for name in before if name.startswith(("conv_stem.", "bn1.", "blocks.0.", "blocks.1."))]
+    assert kept and all(torch.equal(before[name], after[name]) for name in kept if "num_batches" not in name)
+    assert not torch.equal(before["blocks.2.0.conv_pw.weight"], after["blocks.2.0.conv_pw.weight"])
+    assert not torch.equal(before["blocks.2.0.bn1.running_mean"], after["blocks.2.0.bn1.running_mean"])
+    with pytest.raises(ValueError, match="cannot freeze 9 stages"):
+        freeze_leading_stages(model, 9)
+
+
+def test_only_efficientnets_take_frozen_stages() -> None:
+    from pydantic import ValidationError
+
+    from detecteur.config import TrainConfig
+
+    assert TrainConfig(frozen_stages=3).frozen_stages == 3
+    with pytest.raises(ValidationError, match="EfficientNet"):
+        TrainConfig(arch="resnet18", frozen_stages=3)
 
 
 def test_resnet18_without_imagenet_weights_says_it_trains_from_scratch(

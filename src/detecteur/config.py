@@ -147,6 +147,10 @@ class TrainConfig(BaseModel):
     # The sha256 of the `init_weights` file, checked before training starts from it: released models leave the
     # checkout (the recipe's comment names the commit that still holds the file), so the pin says which file it is.
     init_weights_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    # The stem and this many of an EfficientNet's first blocks keep their starting weights and BatchNorm statistics
+    # (`networks.freeze_leading_stages`): with `init_weights`, what the starting model learned at the pixel level
+    # stays while the later layers learn the new fakes. 0 = every layer trains.
+    frozen_stages: int = Field(0, ge=0)
     input_size: int = Field(224, ge=32, le=1024)
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -210,6 +214,8 @@ class TrainConfig(BaseModel):
             raise ValueError("source_shares are shares of source balancing: set balance_sources = true")
         if self.method == "frozen_probe" and self.self_blend_probability_unmatched is not None:
             raise ValueError("method frozen_probe takes self_blend_probability only, not per look")
+        if self.frozen_stages and not self.arch.startswith("efficientnet"):
+            raise ValueError("frozen_stages applies to the EfficientNet backbones only")
         if self.method == "frozen_probe" and self.upsampling_trace_probability:
             raise ValueError("method frozen_probe makes self-blended fakes only, not upsampling traces")
         if self.method == "frozen_probe" and self.framing != "native_face_crop":

@@ -69,6 +69,26 @@ def _first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:
     return name, conv
 
 
+def freeze_leading_stages(model: nn.Module, stages: int) -> int:
+    """Keep an EfficientNet's stem and its first `stages` blocks as they are: no gradient to their weights, and
+    BatchNorm momentum 0 so their running statistics stay too (they still normalise by the batch in training, as
+    every BatchNorm does). Returns the number of weights frozen."""
+    blocks = getattr(model, "blocks", None)
+    if blocks is None or not hasattr(model, "conv_stem"):
+        raise ValueError(f"{type(model).__name__} has no EfficientNet stem and blocks to freeze")
+    if stages > len(blocks):
+        raise ValueError(f"cannot freeze {stages} stages of a network with {len(blocks)}")
+    frozen = 0
+    for layer in (model.conv_stem, model.bn1, *list(blocks)[:stages]):
+        for weight in layer.parameters():
+            weight.requires_grad_(False)
+            frozen += weight.numel()
+        for module in layer.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = 0.0
+    return frozen
+
+
 def widen_stem(model: nn.Module, in_chans: int) -> None:
     """Replace the RGB stem by one taking `in_chans` channels: RGB filters kept, extra ones Kaiming-normal."""
     name, old = _first_conv(model)

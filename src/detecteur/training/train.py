@@ -34,6 +34,7 @@ from detecteur.inputs.preprocess import InputSpec
 from detecteur.model.networks import (
     ModelFileError,
     build,
+    freeze_leading_stages,
     input_spec_for,
     load_model,
     pick_device,
@@ -222,6 +223,8 @@ def _train(
     model = build(config.arch, in_chans=config.in_chans, pretrained=config.pretrained and not config.init_weights)
     if config.init_weights is not None:
         data.summary["init_weights_sha256"] = _start_from_saved_weights(model, config)
+    if config.frozen_stages:
+        data.summary["frozen_weights"] = freeze_leading_stages(model, config.frozen_stages)
     model = model.to(device)
     optim = make_optimisation(model, config, device)
     state = _resume(run_dir, resume, model, optim, config, split_file, split_sha256)
