@@ -17,7 +17,7 @@ from pathlib import Path
 from benchlib import ROOT, Record, cpu_cores
 
 from detecteur.config import CALIBRATION_IMAGES, FP32_CONVOLUTIONS, Settings
-from detecteur.files import file_sha256
+from detecteur.files import atomic_write_text, file_sha256
 from detecteur.model.quantise import QuantisationError
 from detecteur.training import int8_report
 from detecteur.training.card import split_file_of_card
@@ -67,7 +67,7 @@ def write_card_section(model_path: Path) -> None:
         print(f"{card_path} is not {model_path.name}'s card: its int8 section is left as it is")
         return
     lines = int8_report.section_for(file_sha256(model_path))
-    card_path.write_text(int8_report.replace_section(card, lines))
+    atomic_write_text(card_path, int8_report.replace_section(card, lines))
     print(f"wrote the int8 section of {card_path}")
 
 
