@@ -13,3 +13,8 @@ def replace_section(card: str, title: str, lines: list[str]) -> str:
     if pattern.search(card):
         return pattern.sub(lambda _: text, card, count=1)
     return card.replace("## Figures\n", text + "## Figures\n", 1)
+
+
+def not_yet_measured(title: str, text: str) -> list[str]:
+    """The section headed `title` before its script has measured the shipped model: `text` says what to run."""
+    return [title, "", text, ""]

@@ -27,13 +27,11 @@ def section_for(model_sha256: str, path: Path = INT8_RESULTS) -> list[str]:
     results = read_results(path)
     if results is not None and results.get("model_sha256") == model_sha256:
         return section(results)
-    return [
+    return card_sections.not_yet_measured(
         SECTION_TITLE,
-        "",
         "Not yet measured on this model file: run `python benchmarks/int8.py` (it quantises the model, measures it "
         "against fp32 on the test faces and writes this section). fp32 is served.",
-        "",
-    ]
+    )
 
 
 def section(results: dict[str, Any]) -> list[str]:

@@ -31,14 +31,12 @@ def section_for(version: str, path: Path = STABILITY_REPORT) -> list[str]:
     report = read_report(path)
     if report is not None and report.get("model") == version:
         return section(report)
-    return [
+    return card_sections.not_yet_measured(
         SECTION_TITLE,
-        "",
         f"Not yet measured on {version}: run `python scripts/stability_margin.py` (it writes the margin, its "
         "figures and this section); until then the service uses `engine.STABILITY_MARGIN`, chosen on an earlier "
         "model.",
-        "",
-    ]
+    )
 
 
 def _share(value: float | None) -> str:
