@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from detecteur.config import EFFICIENTNET_BLOCKS
 from detecteur.model.networks import (
     METADATA_KEY,
     ModelFileError,
@@ -103,6 +104,7 @@ def test_frozen_leading_stages_keep_their_weights_and_statistics_through_a_train
     torch.manual_seed(0)
     model = build("efficientnet_lite0", in_chans=4, pretrained=False)
     frozen = freeze_leading_stages(model, 2)
+    assert len(model.blocks) == EFFICIENTNET_BLOCKS  # the bound the recipe's validator uses
     assert frozen == sum(
         w.numel() for layer in (model.conv_stem, model.bn1, *model.blocks[:2]) for w in layer.parameters()
     )
@@ -129,6 +131,8 @@ def test_only_efficientnets_take_frozen_stages() -> None:
     assert TrainConfig(frozen_stages=3).frozen_stages == 3
     with pytest.raises(ValidationError, match="EfficientNet"):
         TrainConfig(arch="resnet18", frozen_stages=3)
+    with pytest.raises(ValidationError, match="has 7 blocks"):
+        TrainConfig(frozen_stages=8)
 
 
 def test_resnet18_without_imagenet_weights_says_it_trains_from_scratch(

@@ -30,6 +30,8 @@ RUN_CALIBRATED_MODEL_FILE = "model.safetensors"  # the same weights + temperatur
 LOGO_RUNS_PREFIX = "logo-"
 
 Arch = Literal["resnet18", "efficientnet_lite0", "efficientnet_lite2"]
+# Blocks (stages) of every EfficientNet in `Arch`, stem not counted: what `frozen_stages` can freeze.
+EFFICIENTNET_BLOCKS = 7
 # What a model file holds: one network the factory builds, or an ensemble of them (`detecteur ensemble`): the
 # average of its members' logits, calibrated as one model.
 ENSEMBLE = "ensemble"
@@ -216,6 +218,8 @@ class TrainConfig(BaseModel):
             raise ValueError("method frozen_probe takes self_blend_probability only, not per look")
         if self.frozen_stages and not self.arch.startswith("efficientnet"):
             raise ValueError("frozen_stages applies to the EfficientNet backbones only")
+        if self.frozen_stages > EFFICIENTNET_BLOCKS:
+            raise ValueError(f"frozen_stages: an EfficientNet has {EFFICIENTNET_BLOCKS} blocks to freeze")
         if self.method == "frozen_probe" and self.upsampling_trace_probability:
             raise ValueError("method frozen_probe makes self-blended fakes only, not upsampling traces")
         if self.method == "frozen_probe" and self.framing != "native_face_crop":
