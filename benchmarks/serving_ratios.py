@@ -127,6 +127,16 @@ def windows_per_request(payload: bytes, settings: Settings) -> int:
     return windows * (1 + len(DEGRADATIONS)) if settings.stability_check else windows
 
 
+def measured_load(server: Server, payload: bytes, concurrency: int, seconds: float) -> dict[str, Any]:
+    """`load`, with the CPU time the server and this load generator spent on each answered request."""
+    server_cpu, client_cpu = server.cpu_seconds(), time.process_time()
+    run = asyncio.run(load(server.base_url, payload, concurrency, seconds))
+    answered = max(run["requests_ok"], 1)
+    run["server_cpu_ms_per_request"] = round((server.cpu_seconds() - server_cpu) * 1000 / answered, 2)
+    run["client_cpu_ms_per_request"] = round((time.process_time() - client_cpu) * 1000 / answered, 2)
+    return run
+
+
 def serve_figures(starts: int, seconds: float, payload: bytes) -> dict[str, Any]:
     """Cold starts and RSS at ready (a throw-away start first makes the cached graphs), then load on the last."""
     with Server():
@@ -145,7 +155,7 @@ def serve_figures(starts: int, seconds: float, payload: bytes) -> dict[str, Any]
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
             for _ in range(20):
                 client.post("/v1/predict", files={"file": ("face.jpg", payload, "image/jpeg")})
-        runs = {f"c{c}": asyncio.run(load(server.base_url, payload, c, seconds)) for c in (1, 8)}
+        runs = {f"c{c}": measured_load(server, payload, c, seconds) for c in (1, 8)}
         rss_after_load = server.rss_mib()
     finally:
         server.stop()
@@ -187,9 +197,18 @@ def main() -> None:
     serve = serve_figures(args.starts, args.seconds, payload)
     seed_p50 = forward["seed_forward_ms"]["p50"]
     e2e_p50 = serve["load"]["c1"]["latency_ms"]["p50"]
-    c8_windows = serve["load"]["c8"]["requests_per_s"] * windows
+    outside_model_p50 = serve["load"]["c1"]["latency_outside_model_ms"]["p50"]
+    c8 = serve["load"]["c8"]
+    c8_windows = c8["requests_per_s"] * windows
+    # The network's CPU a window at batch 32 (every core busy for 1 / images-per-second): what the CPU of a c8
+    # request leaves outside the network, load generator included, which the 0.85× target needs under ~0.18× the
+    # network's share (at full CPU, windows/s over ORT's batch figure = network CPU / all CPU of a request).
+    network_cpu_ms = windows * forward["threads"] * 1000 / forward["ort_batch32_images_per_s"]
+    request_cpu_ms = c8["server_cpu_ms_per_request"] + c8["client_cpu_ms_per_request"]
     ratios = {
         "e2e_p50_over_seed_forward": round(e2e_p50 / seed_p50, 3),
+        # The floor of the e2e ratio: above the target, no network, however fast, meets it on this request path.
+        "e2e_outside_model_p50_over_seed_forward": round(outside_model_p50 / seed_p50, 3),
         "our_forward_over_seed_forward": round(forward["our_forward_ms"]["p50"] / seed_p50, 3),
         "c8_windows_per_s_over_ort_batch32": round(c8_windows / forward["ort_batch32_images_per_s"], 3),
     }
@@ -204,8 +223,12 @@ def main() -> None:
         "seed_forward_p50_ms": seed_p50,
         "our_forward_p50_ms": forward["our_forward_ms"]["p50"],
         "e2e_p50_ms_c1": e2e_p50,
+        "e2e_outside_model_p50_ms_c1": outside_model_p50,
         "c8_requests_per_s": serve["load"]["c8"]["requests_per_s"],
         "c8_windows_per_s": round(c8_windows, 1),
+        "c8_cpu_ms_per_request": round(request_cpu_ms, 2),
+        "c8_network_cpu_ms_per_request": round(network_cpu_ms, 2),
+        "c8_cpu_ms_per_request_outside_network": round(request_cpu_ms - network_cpu_ms, 2),
         "ort_batch32_images_per_s": forward["ort_batch32_images_per_s"],
         "rss_mib_at_ready": serve["rss_mib_at_ready_median"],
         "cold_start_s": serve["cold_start_s_median"],
