@@ -255,6 +255,7 @@ def test_logo_sweep_holds_each_generator_out_of_its_fold(two_generator_split: Pa
     report = run_logo(recipe, "toy", two_generator_split, tmp_path / "runs", tmp_path / "report")
     assert [fold["held_out"] for fold in report["folds"]] == ["gen-a", "gen-b"]
     for fold in report["folds"]:
+        assert fold["run"] == fold["held_out"] and fold["train_seconds"] > 0
         trained_on = json.loads((tmp_path / "runs" / fold["held_out"] / "config.json").read_text())["data_summary"]
         assert not any(
             group.startswith(f"{fold['held_out']}/fake") for split in ("train", "val") for group in trained_on[split]
@@ -303,6 +304,7 @@ def test_a_recipe_trained_on_no_generator_is_one_model_scored_on_each(
     assert [path.name for path in (tmp_path / "runs").iterdir()] == [SHARED_FOLD]
     assert [fold["held_out"] for fold in report["folds"]] == ["gen-a", "gen-b"]
     assert report["folds"][0]["threshold"] == report["folds"][1]["threshold"]  # one model, one threshold
+    assert {fold["run"] for fold in report["folds"]} == {SHARED_FOLD}
     assert len(references_computed) == 1  # computed once for both generators
     assert all(fold["fakes"] == 30 for fold in report["folds"])  # each generator's own fakes were scored
 

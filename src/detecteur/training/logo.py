@@ -40,7 +40,7 @@ from detecteur.training.data import (
     select_split,
     without_sources,
 )
-from detecteur.training.runs import best_epoch, read_description, read_epochs
+from detecteur.training.runs import best_epoch, read_description, read_epochs, training_seconds
 from detecteur.training.sampling import sharpness
 from detecteur.training.stages import recipe_changes
 
@@ -263,7 +263,15 @@ def run_fold(
     if run_dir not in references:
         references[run_dir] = fold_reference(model, metadata, split_file, config.exclude_sources, cross_dataset)
     result = score_fold(model, metadata, held_out, split_file, references[run_dir])
-    return {**result, "val_auc": best_epoch(read_epochs(run_dir)).val_auc}
+    epochs = read_epochs(run_dir)
+    # The fold's folder and training time, for the ledger of every sweep (scripts/logo_ledger.py): folds that
+    # share one model (`SHARED_FOLD`) name the same folder, whose training counts once.
+    return {
+        **result,
+        "val_auc": best_epoch(epochs).val_auc,
+        "run": run_dir.name,
+        "train_seconds": round(training_seconds(epochs), 1),
+    }
 
 
 def fold_reference(
