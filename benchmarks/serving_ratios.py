@@ -224,7 +224,7 @@ def main() -> None:
         "our_forward_p50_ms": forward["our_forward_ms"]["p50"],
         "e2e_p50_ms_c1": e2e_p50,
         "e2e_outside_model_p50_ms_c1": outside_model_p50,
-        "c8_requests_per_s": serve["load"]["c8"]["requests_per_s"],
+        "c8_requests_per_s": c8["requests_per_s"],
         "c8_windows_per_s": round(c8_windows, 1),
         "c8_cpu_ms_per_request": round(request_cpu_ms, 2),
         "c8_network_cpu_ms_per_request": round(network_cpu_ms, 2),
