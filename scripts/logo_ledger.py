@@ -80,11 +80,13 @@ def training_of(sweep_dir: Path, report: dict[str, Any], runs: Path) -> Training
     counted = 0
     stage_one: Path | None = None
     for fold in report["folds"]:
+        fold_runs = runs / f"logo-{sweep_dir.name}"
         if "train_seconds" in fold:
             seconds[fold["run"]] = fold["train_seconds"]
             counted += 1
+            if (fold_runs / fold["run"] / "config.json").is_file():
+                stage_one = stage_one or stage_one_run(fold_runs / fold["run"])
             continue
-        fold_runs = runs / f"logo-{sweep_dir.name}"
         run_dir = fold_runs / fold["held_out"]
         if not run_dir.is_dir():
             run_dir = fold_runs / SHARED_FOLD
