@@ -36,8 +36,7 @@ class Training:
     minutes: float
     folds_counted: int
     folds: int
-    stage_one: str | None = None  # the run it started from, when it did
-    stage_one_minutes: float | None = None
+    stage_one: Path | None = None  # the run whose model it started from, when it did
 
 
 def how_made(report: dict[str, Any]) -> str:
@@ -94,16 +93,7 @@ def training_of(sweep_dir: Path, report: dict[str, Any], runs: Path) -> Training
             seconds[run_dir.name] = training_seconds(read_epochs(run_dir))
             counted += 1
             stage_one = stage_one or stage_one_run(run_dir)
-    stage_one_minutes = None
-    if stage_one is not None and (stage_one / "metrics.jsonl").is_file():
-        stage_one_minutes = training_seconds(read_epochs(stage_one)) / 60
-    return Training(
-        minutes=sum(seconds.values()) / 60,
-        folds_counted=counted,
-        folds=len(report["folds"]),
-        stage_one=f"{stage_one.parent.name}/{stage_one.name}" if stage_one else None,
-        stage_one_minutes=stage_one_minutes,
-    )
+    return Training(sum(seconds.values()) / 60, counted, len(report["folds"]), stage_one)
 
 
 def minutes_cell(training: Training | None) -> str:
@@ -117,25 +107,18 @@ def minutes_cell(training: Training | None) -> str:
     return f"{training.minutes:.1f}{partial}"
 
 
-def stage_one_cell(training: Training | None) -> str:
-    if training is None or training.stage_one is None:
+def started_from(run: Path | None) -> str:
+    """The run a recipe's model started from (`init_weights`), and its training minutes where its files are here."""
+    if run is None:
         return ""
-    minutes = "—" if training.stage_one_minutes is None else f"{training.stage_one_minutes:.1f} min"
-    return f"`{training.stage_one}`, {minutes}"
+    if not (run / "metrics.jsonl").is_file():
+        return f"`{run.parent.name}/{run.name}`, —"
+    return f"`{run.parent.name}/{run.name}`, {training_seconds(read_epochs(run)) / 60:.1f} min"
 
 
 def figures(report: dict[str, Any], condition: str) -> str:
     summary = report["summary"][condition]
     return f"{summary['mean_auc']:.3f} / {summary['worst_auc']:.3f}"
-
-
-def stage_one_minutes(init_weights: str | None) -> str:
-    if not init_weights:
-        return ""
-    run = Path(init_weights).parent
-    if not (run / "metrics.jsonl").is_file():
-        return f"`{run.parent.name}/{run.name}`, —"
-    return f"`{run.parent.name}/{run.name}`, {training_seconds(read_epochs(run)) / 60:.1f} min"
 
 
 def candidate_rows(reports: Path) -> list[str]:
@@ -146,13 +129,14 @@ def candidate_rows(reports: Path) -> list[str]:
         report = json.loads((run / "report.json").read_text())
         description = read_description(run)
         epochs = read_epochs(run)
+        init = description.config.get("init_weights")
         ciplab_file = run / "ciplab-photoshop-report.json"
         ciplab = json.loads(ciplab_file.read_text())["roc_auc"] if ciplab_file.is_file() else None
         rows.append(
             f"| `{run.name}` | `{report['model']}` | `{Path(description.split_file).name}` | {len(epochs)} | "
             f"{report['roc_auc']:.4f} | {report['recall']:.3f} | {report['false_positive_rate']:.3f} | "
             f"{report['ece']:.3f} | {'—' if ciplab is None else f'{ciplab:.3f}'} | "
-            f"{training_seconds(epochs) / 60:.1f} | {stage_one_minutes(description.config.get('init_weights'))} |"
+            f"{training_seconds(epochs) / 60:.1f} | {started_from(Path(init).parent if init else None)} |"
         )
     return rows
 
@@ -192,7 +176,8 @@ def ledger(reports: Path, runs: Path) -> str:
                 f"| `{sweep_dir.relative_to(reports)}` | `{report['recipe']}` | {report.get('seed') or '—'} | "
                 f"`{Path(report['split_file']).name}` | {how_made(report)} | {figures(report, 'stored')} | "
                 f"{figures(report, 'web')} | {web['mean_recall']:.3f} | "
-                f"{ciplab_cell} | {minutes_cell(training)} | {stage_one_cell(training)} |"
+                f"{ciplab_cell} | {minutes_cell(training)} | "
+                f"{started_from(training.stage_one if training else None)} |"
             )
     lines += [
         "",
