@@ -107,10 +107,15 @@ MAX_WINDOWS_PER_RUN = 8
 
 
 # glibc's mallopt parameters (malloc.h).
-M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
-# Blocks this large and larger are mapped and unmapped on their own, never carved from the heap (activations of a
-# batch are MiBs each).
-MMAP_THRESHOLD_BYTES = 1 << 20
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+# Blocks this large and larger are mapped and unmapped on their own, never carved from the heap. A served window is
+# 0.8 MB of float32 and a batch of them up to `MAX_WINDOWS_PER_RUN` × that: below this, so they reuse heap pages.
+# Mapped afresh, every new page of them faults on first touch (~700 faults, ~1.1 ms a window on 2 cores: the NumPy
+# preprocessing of a window took 1.4 ms instead of 0.24; session 18, docs/lean-serving.md).
+MMAP_THRESHOLD_BYTES = 8 << 20
+# Free memory at the top of a heap is given back to the system only beyond this: at glibc's default (128 KiB) each
+# freed window shrank the heap and the next one faulted its pages in again. Bounded, so the heap cannot keep a peak.
+TRIM_THRESHOLD_BYTES = 32 << 20
 
 
 def _libc() -> Any | None:
@@ -124,17 +129,20 @@ def _libc() -> Any | None:
 
 
 def tune_allocator(arenas: int = 2) -> None:
-    """Keep the C heap of a long-running server from growing with its thread count and batch sizes: at most
-    `arenas` malloc arenas (glibc makes up to 8 per core, one per thread that allocates at once, and memory freed in
-    one is never reused by another), and large blocks always mapped on their own, so that what a batch frees goes
-    back to the system (glibc otherwise raises the threshold after the first large free, and the heap keeps the
-    peak). The soak (`make soak`) grew 40 % after warm-up without this. A no-op where there is no glibc."""
+    """Keep the C heap of a long-running server from growing with its thread count and batch sizes, without
+    faulting in fresh pages for every window: at most `arenas` malloc arenas (glibc makes up to 8 per core, one per
+    thread that allocates at once, and memory freed in one is never reused by another); fixed mmap and trim
+    thresholds, so that blocks larger than a batch of windows (ORT's arena chunks) are mapped on their own and what
+    they free goes back to the system (glibc otherwise raises the mmap threshold after the first large free, and the
+    heap keeps the peak: the soak, `make soak`, grew 40 % after warm-up), while windows and their batches reuse the
+    heap's pages. A no-op where there is no glibc."""
     libc = _libc()
     if libc is None or not hasattr(libc, "mallopt"):
         return
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     libc.mallopt(M_ARENA_MAX, arenas)
     libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
 
 
 def release_freed_memory() -> None:
