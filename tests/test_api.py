@@ -237,8 +237,11 @@ def test_unknown_routes_get_a_json_404(client: TestClient) -> None:
 
 def test_metrics_count_requests_by_route_and_status(client: TestClient) -> None:
     post_image(client, b"")
+    client.get("/v2/nothing/1")
     text = client.get("/metrics").text
     assert 'detecteur_requests_total{method="POST",route="/v1/predict",status="400"}' in text
+    # A route's template, never the raw URL: a scanner cannot blow up the metric's cardinality.
+    assert 'method="GET",route="",status="404"' in text and "nothing" not in text  # the dashboard's mount at /
     assert "detecteur_model_seconds_count" in text and "detecteur_faces_per_image_bucket" in text
 
 

@@ -29,6 +29,7 @@ from detecteur.api.routes import admin, model, predict, service
 from detecteur.api.routes.cases import router as cases_router
 from detecteur.api.security import AccessGuard, RequestTimeout, SecurityHeaders
 from detecteur.api.state import ServiceState
+from detecteur.api.telemetry import TelemetryMiddleware
 from detecteur.cases.store import StoreError, open_store
 from detecteur.config import Settings
 from detecteur.inference.engine import STABILITY_MARGIN, Detector
@@ -94,7 +95,7 @@ def _add_middleware(app: FastAPI, state: ServiceState) -> None:
         allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["*"],
     )
-    app.middleware("http")(state.telemetry.middleware)
+    app.add_middleware(TelemetryMiddleware, telemetry=state.telemetry)
     # Room for every allowed file at its limit plus the multipart framing.
     app.add_middleware(
         BodySizeLimit,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from detecteur.api.routes import flat_routes
 
@@ -56,24 +54,45 @@ class Telemetry:
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-    async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_seconds.labels(route).observe(seconds)
+
+
+class TelemetryMiddleware:
+    """Counts and times every HTTP request by route template and status. Pure ASGI, as the other middleware
+    (`security`): `BaseHTTPMiddleware` (FastAPI's `app.middleware("http")`) runs each request through a task group
+    and memory streams of its own, CPU a loaded server spends outside the model (docs/lean-serving.md)."""
+
+    def __init__(self, app: ASGIApp, telemetry: Telemetry) -> None:
+        self.app = app
+        self.telemetry = telemetry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        route = _route_template(request)
-        status = 500
+        route = _route_template(scope)
+        status = 500  # what the client gets when the application raises before it answers
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
+            await self.app(scope, receive, send_noting_status)
         finally:
-            self.requests.labels(request.method, route, str(status)).inc()
-            self.request_seconds.labels(route).observe(time.perf_counter() - started)
+            self.telemetry.observe(scope["method"], route, status, time.perf_counter() - started)
 
 
-def _route_template(request: Request) -> str:
+def _route_template(scope: Scope) -> str:
     """The route's path template (`/v1/predict`), never the raw URL: unknown paths share one label so a
     scanner cannot blow up the metric's cardinality."""
-    for route in flat_routes(request.app.router.routes):
-        match, _ = route.matches(request.scope)
+    for route in flat_routes(scope["app"].router.routes):
+        match, _ = route.matches(scope)
         if match == Match.FULL:
             return str(getattr(route, "path", "other"))
     return "unmatched"
