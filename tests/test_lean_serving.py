@@ -295,8 +295,9 @@ ALLOCATOR_PROBE = textwrap.dedent(
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator and /proc page-fault counts")
 def test_the_servers_allocator_reuses_pages_for_a_batch_of_windows() -> None:
-    # Mapped afresh, a 0.8 MB window faults ~200 pages on first touch and a batch of 4 ~800 more: ~1.1 ms a window on 2
-    # cores. The service's allocator settings keep them on the heap, with no fresh pages after warm-up.
+    # Mapped afresh or trimmed away after each use, a window's arrays fault ~700 fresh pages and a batch of 4 ~800
+    # more: ~1.1 ms a window on 2 cores. The service's allocator settings keep them on the heap, no fresh pages after
+    # warm-up.
     faults = {
         setting: float(
             subprocess.run(
