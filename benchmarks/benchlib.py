@@ -31,6 +31,16 @@ FACE_SAMPLE = SAMPLES / "stylegan-ffhq-real-00006.jpg"
 JPEG_QUALITY = 90
 
 
+# Issue 22's targets (2 cores, ratios measured in one run): `serving_ratios.py` checks them, `speed_table.py` prints
+# them and the floors under them.
+SERVING_TARGETS = {
+    "e2e_p50_over_seed_forward_max": 0.5,
+    "c8_windows_per_s_over_ort_batch32_min": 0.85,
+    "rss_at_ready_mib_max": 250.0,
+    "cold_start_s_max": 1.5,
+}
+
+
 def face_jpeg(side: int) -> bytes:
     """The sample face resampled to side×side, JPEG q90: a face photo of that size."""
     image = Image.open(FACE_SAMPLE).convert("RGB").resize((side, side), Image.Resampling.BICUBIC)
