@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from detecteur.training.logo import SHARED_FOLD
-from detecteur.training.runs import best_epoch, read_description, read_epochs, training_seconds
+from detecteur.training.runs import RunDescription, best_epoch, read_description, read_epochs, training_seconds
 
 FIRST_PROTOCOL = "a fold leaves its generator's whole source out (sessions 9–10)"
 REALS_KEPT = "a fold leaves out the generator's fakes, its reals stay (session 11 on)"
@@ -67,8 +67,9 @@ def holds_this_sweep(run_dir: Path, report: dict[str, Any], fold: dict[str, Any]
     return fold_auc == 0.0 or abs(best_epoch(epochs).val_auc - fold_auc) < SAME_AUC
 
 
-def stage_one_run(run_dir: Path) -> Path | None:
-    init = read_description(run_dir).config.get("init_weights")
+def stage_one_run(description: RunDescription) -> Path | None:
+    """The run folder whose model a run started from (its recipe's `init_weights`), if it started from one."""
+    init = description.config.get("init_weights")
     return Path(init).parent if init else None
 
 
@@ -84,7 +85,7 @@ def training_of(sweep_dir: Path, report: dict[str, Any], runs: Path) -> Training
             seconds[fold["run"]] = fold["train_seconds"]
             counted += 1
             if (fold_runs / fold["run"] / "config.json").is_file():
-                stage_one = stage_one or stage_one_run(fold_runs / fold["run"])
+                stage_one = stage_one or stage_one_run(read_description(fold_runs / fold["run"]))
             continue
         run_dir = fold_runs / fold["held_out"]
         if not run_dir.is_dir():
@@ -92,7 +93,7 @@ def training_of(sweep_dir: Path, report: dict[str, Any], runs: Path) -> Training
         if holds_this_sweep(run_dir, report, fold):
             seconds[run_dir.name] = training_seconds(read_epochs(run_dir))
             counted += 1
-            stage_one = stage_one or stage_one_run(run_dir)
+            stage_one = stage_one or stage_one_run(read_description(run_dir))
     return Training(sum(seconds.values()) / 60, counted, len(report["folds"]), stage_one)
 
 
@@ -129,14 +130,13 @@ def candidate_rows(reports: Path) -> list[str]:
         report = json.loads((run / "report.json").read_text())
         description = read_description(run)
         epochs = read_epochs(run)
-        init = description.config.get("init_weights")
         ciplab_file = run / "ciplab-photoshop-report.json"
         ciplab = json.loads(ciplab_file.read_text())["roc_auc"] if ciplab_file.is_file() else None
         rows.append(
             f"| `{run.name}` | `{report['model']}` | `{Path(description.split_file).name}` | {len(epochs)} | "
             f"{report['roc_auc']:.4f} | {report['recall']:.3f} | {report['false_positive_rate']:.3f} | "
             f"{report['ece']:.3f} | {'—' if ciplab is None else f'{ciplab:.3f}'} | "
-            f"{training_seconds(epochs) / 60:.1f} | {started_from(Path(init).parent if init else None)} |"
+            f"{training_seconds(epochs) / 60:.1f} | {started_from(stage_one_run(description))} |"
         )
     return rows
 
